@@ -1,0 +1,33 @@
+# `make run` and `make test` each do their own set-up from a fresh clone: a virtual
+# environment in .venv with the project installed (editable) and every extra it uses.
+# The install is redone only when pyproject.toml changes.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PROFILE ?= smoke
+EXTRAS := dev,data,rapl,gpu
+
+.PHONY: run test bench lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) run_all.py --profile $(PROFILE)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) -m bench
+
+lint: $(STAMP)
+	$(PY) -m ruff check models harness reports tests bench run_all.py
+	$(PY) -m mypy models harness reports
+
+clean:
+	rm -rf $(VENV) report .pytest_cache

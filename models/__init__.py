@@ -1,0 +1,23 @@
+"""The networks, behind one interface (``models.base.Model``) and one registry.
+
+>>> import models
+>>> net = models.build("dense", {"n_inputs": 64, "n_classes": 10, "hidden": [32]})
+
+This package knows nothing of the harness or the reports.
+"""
+
+from models import dense as _dense  # noqa: F401  (registers "dense")
+from models.base import ConfigError, EpochStats, Model, MultCounts, NetConfig
+from models.registry import available, build, config_class, model_class
+
+__all__ = [
+    "ConfigError",
+    "EpochStats",
+    "Model",
+    "MultCounts",
+    "NetConfig",
+    "available",
+    "build",
+    "config_class",
+    "model_class",
+]
