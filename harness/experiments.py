@@ -1,0 +1,174 @@
+"""The paper's figures as experiments: grids of cells (dataset x model x settings x seed).
+
+Two experiments feed every figure:
+
+- ``fraction_sweep``: each sparse model at each active fraction, plus the dense reference, on
+  each dataset. Accuracy against % active (figure 1), accuracy per epoch at the lowest fraction
+  (figure 2), multiplications per example (figure 3) and energy all come from its records.
+- ``thread_scaling``: the LSH network at a low fraction with 1, 2, ... threads (figure 4).
+
+Profiles scale the grid: ``smoke`` (seconds, tiny digits), ``quick`` (minutes, real digits and
+subsets of the generated sets) and ``paper`` (the paper's protocol in full; hours).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.errors import UserError
+
+SPARSE_MODELS = ("lsh", "dropout", "standout", "wta")
+
+# The released code's learning rates by active fraction (PAPER.md), batch 1, Adagrad+momentum.
+_LR_MNIST_NORB = {0.05: 1e-2, 0.10: 1e-2, 0.25: 1e-2, 0.50: 5e-3, 0.75: 1e-3, 1.0: 1e-3}
+_LR_CONVEX_RECT = {0.05: 1e-2, 0.10: 1e-2, 0.25: 5e-3, 0.50: 1e-3, 0.75: 1e-3, 1.0: 1e-3}
+
+
+def paper_lr(dataset: str, fraction: float) -> float:
+    """The released code's rate for this dataset family at the nearest studied fraction."""
+    table = _LR_CONVEX_RECT if dataset.startswith(("convex", "rectangles")) else _LR_MNIST_NORB
+    nearest = min(table, key=lambda f: abs(f - fraction))
+    return table[nearest]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One training run: everything needed to repeat it, and nothing else."""
+
+    experiment: str
+    dataset: str
+    model: str
+    settings: dict[str, Any] = field(hash=False)  # model settings beyond the data's shape
+    epochs: int = 1
+    n_train: int | None = None
+    n_test: int | None = None
+
+    @property
+    def cell_id(self) -> str:
+        """Readable and unique: the main facets, then a short digest of everything."""
+        s = self.settings
+        hidden = "x".join(str(h) for h in s.get("hidden", ()))
+        tag = (
+            f"{self.dataset}_{self.model}_h{hidden}_f{s.get('active_fraction', 1.0):g}"
+            f"_t{s.get('threads', 1)}_s{s.get('seed', 0)}"
+        )
+        blob = json.dumps(
+            [self.dataset, self.model, s, self.epochs, self.n_train, self.n_test], sort_keys=True
+        )
+        return f"{tag}_{hashlib.sha1(blob.encode()).hexdigest()[:8]}"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    datasets: tuple[str, ...]
+    fractions: tuple[float, ...]
+    depths: tuple[tuple[int, ...], ...]  # hidden layer widths, one entry per network shape
+    epochs: int
+    seeds: tuple[int, ...]
+    threads: tuple[int, ...]
+    n_train: int | None = None
+    n_test: int | None = None
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        datasets=("digits",),
+        fractions=(0.1, 0.5),
+        depths=((64,),),
+        epochs=3,
+        seeds=(0,),
+        threads=(1, 2),
+    ),
+    "quick": Profile(
+        name="quick",
+        datasets=("mnist-best", "convex", "rectangles-images"),
+        fractions=(0.05, 0.1, 0.25, 0.5, 1.0),
+        depths=((1000,),),
+        epochs=3,
+        seeds=(0,),
+        threads=(1, 2),
+        n_train=2000,
+        n_test=2000,
+    ),
+    "paper": Profile(
+        name="paper",
+        datasets=("mnist-best", "norb", "convex", "rectangles-images"),
+        fractions=(0.05, 0.1, 0.25, 0.5, 0.75, 1.0),
+        depths=((1000, 1000), (1000, 1000, 1000)),
+        epochs=25,
+        seeds=(0,),
+        threads=(1, 2, 4, 8, 16, 32),
+    ),
+}
+
+EXPERIMENTS = ("fraction_sweep", "thread_scaling")
+
+
+def profile(name: str) -> Profile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise UserError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}") from None
+
+
+def _settings(dataset: str, hidden: tuple[int, ...], fraction: float, seed: int, **kw: Any):
+    return {
+        "hidden": list(hidden),
+        "active_fraction": fraction,
+        "optimizer": "adagrad_momentum",
+        "lr": paper_lr(dataset, fraction),
+        "batch_size": 1,
+        "seed": seed,
+        **kw,
+    }
+
+
+def fraction_sweep(p: Profile, models: tuple[str, ...]) -> list[Cell]:
+    cells = []
+    for dataset in p.datasets:
+        for hidden in p.depths:
+            for seed in p.seeds:
+                dense = _settings(dataset, hidden, 1.0, seed)
+                cells.append(Cell("fraction_sweep", dataset, "dense", dense, p.epochs,
+                                  p.n_train, p.n_test))
+                for model in models:
+                    for fraction in p.fractions:
+                        if fraction >= 1.0 and model != "lsh":
+                            continue  # a baseline with every node kept is the dense network
+                        s = _settings(dataset, hidden, fraction, seed)
+                        cells.append(Cell("fraction_sweep", dataset, model, s, p.epochs,
+                                          p.n_train, p.n_test))
+    return cells
+
+
+def thread_scaling(p: Profile, models: tuple[str, ...]) -> list[Cell]:
+    if "lsh" not in models:
+        return []
+    dataset, hidden = p.datasets[0], p.depths[0]
+    fraction = min(p.fractions)
+    max_threads = os.cpu_count() or 1
+    threads = [t for t in p.threads if t <= max_threads] or [1]
+    return [
+        Cell("thread_scaling", dataset, "lsh",
+             _settings(dataset, hidden, fraction, seed, threads=t), p.epochs, p.n_train, p.n_test)
+        for seed in p.seeds
+        for t in threads
+    ]
+
+
+def cells_for(profile_name: str, available_models: list[str],
+              only: tuple[str, ...] = EXPERIMENTS) -> list[Cell]:
+    """All cells of the chosen experiments, for the models this installation has."""
+    p = profile(profile_name)
+    unknown = sorted(set(only) - set(EXPERIMENTS))
+    if unknown:
+        raise UserError(f"unknown experiment(s) {unknown}; choose from {list(EXPERIMENTS)}")
+    sparse = tuple(m for m in SPARSE_MODELS if m in available_models)
+    builders = {"fraction_sweep": fraction_sweep, "thread_scaling": thread_scaling}
+    return [cell for name in only for cell in builders[name](p, sparse)]
