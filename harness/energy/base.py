@@ -1,0 +1,152 @@
+"""The meter interface every energy backend implements, and the reading it returns.
+
+A meter opens a window with ``begin()`` (an opaque start state) and closes it with
+``end(start)`` (a list of readings, one per domain). Meters never sleep or compute at either
+end: a window costs a few file or library reads, so it stays far below 1% of any real run.
+Hardware access lives in the backend modules; windows, idle baselines and repeats live in
+``harness.measure``, which never touches sysfs or NVML itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+MODES = ("measured", "estimated", "unavailable")
+
+
+@dataclass(frozen=True)
+class EnergyReading:
+    """Energy of one domain over one window.
+
+    ``energy_j`` is None exactly when ``mode`` is "unavailable" (never a silent 0 J).
+    ``reason`` explains an unavailable reading or carries a warning (short window, MIG, ...).
+    ``attributable`` is False for energy that is not the model's cost, such as the idle draw
+    of a GPU the model did not run on: reports must never add it to the model's energy.
+    """
+
+    domain: str
+    energy_j: float | None
+    mode: str
+    source: str
+    reason: str = ""
+    attributable: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if (self.energy_j is None) != (self.mode == "unavailable"):
+            raise ValueError(
+                f"{self.domain}: energy_j must be None exactly when mode is 'unavailable' "
+                f"(got energy_j={self.energy_j!r}, mode={self.mode!r})"
+            )
+        if self.mode == "unavailable" and not self.reason:
+            raise ValueError(f"{self.domain}: an unavailable reading needs a reason")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EnergyReading:
+        return cls(**data)
+
+    @classmethod
+    def unavailable(cls, domain: str, source: str, reason: str) -> EnergyReading:
+        return cls(domain=domain, energy_j=None, mode="unavailable", source=source, reason=reason)
+
+
+class Meter(ABC):
+    """One backend measuring (or estimating) one or more domains.
+
+    ``name`` is the backend name users pass to ``select_meters`` ("rapl", "pyrapl", "nvml",
+    "cpu-estimate"); ``mode`` what its readings normally are; ``min_window_s`` the shortest
+    window it can resolve to about 1% (used by ``harness.measure`` to warn).
+    """
+
+    name: str = ""
+    mode: str = "measured"
+    min_window_s: float = 0.0
+
+    @property
+    @abstractmethod
+    def domains(self) -> tuple[str, ...]:
+        """Domains this meter reports, as known before any window."""
+
+    @property
+    def source(self) -> str:
+        """Label stored with each reading."""
+        return self.name
+
+    @property
+    def note(self) -> str:
+        """Anything a user should know about this meter (an estimate's reason, MIG, ...)."""
+        return ""
+
+    @abstractmethod
+    def begin(self) -> Any:
+        """Open a window; return the state ``end`` needs. Windows may overlap."""
+
+    @abstractmethod
+    def end(self, start: Any) -> list[EnergyReading]:
+        """Close the window opened by ``begin``; one reading per domain."""
+
+    def close(self) -> None:
+        """Stop background threads and release the hardware; safe to call twice."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(domains={self.domains!r})"
+
+
+class MixedModesError(ValueError):
+    """Readings of different modes (or the same domain twice) were about to be added up."""
+
+
+def total_energy(readings: Iterable[EnergyReading], mode: str | None = None) -> float | None:
+    """Sum of the attributable energy of ``readings``.
+
+    With ``mode`` given, only readings of that mode are summed (the others are left out, on
+    purpose: measured and estimated joules are different quantities). With ``mode=None`` all
+    readings that carry energy must share one mode, else ``MixedModesError``: an estimate is
+    never silently added to a measurement. The same domain twice (two backends measuring the
+    same package) is refused too. Unavailable readings carry no energy and are skipped; the
+    result is None when nothing was summed.
+    """
+    chosen = [
+        r
+        for r in readings
+        if r.energy_j is not None and r.attributable and (mode is None or r.mode == mode)
+    ]
+    modes = sorted({r.mode for r in chosen})
+    if len(modes) > 1:
+        raise MixedModesError(
+            f"refusing to add {' and '.join(modes)} energy together; pass mode='measured' "
+            "or mode='estimated' to total one kind"
+        )
+    seen: dict[str, str] = {}
+    for r in chosen:
+        if r.domain in seen:
+            raise MixedModesError(
+                f"domain {r.domain!r} appears twice ({seen[r.domain]} and {r.source}); "
+                "two backends measured the same hardware, keep one"
+            )
+        seen[r.domain] = r.source
+    if not chosen:
+        return None
+    return float(sum(r.energy_j for r in chosen))  # type: ignore[misc]
+
+
+def totals_by_mode(readings: Iterable[EnergyReading]) -> dict[str, float]:
+    """Attributable energy per mode, kept apart: {"measured": J, "estimated": J}."""
+    readings = list(readings)
+    out: dict[str, float] = {}
+    for mode in ("measured", "estimated"):
+        total = total_energy(readings, mode=mode)
+        if total is not None:
+            out[mode] = total
+    return out

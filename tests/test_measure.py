@@ -1,0 +1,176 @@
+"""The window protocol against scripted meters: times, readings, idle, net, repeats, warnings."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import pytest
+
+from harness.energy import EnergyReading, Meter, select_meters
+from harness.measure import (
+    Summary,
+    Window,
+    idle_power,
+    measure,
+    net_energy,
+    repeat,
+    split_energy,
+)
+
+
+class ScriptedMeter(Meter):
+    """Counter-like meter whose value is advanced by the test: energy = end - begin."""
+
+    name = "scripted"
+    min_window_s = 0.0
+
+    def __init__(self, domain: str = "cpu-package-0", mode: str = "measured") -> None:
+        self.value_j = 0.0
+        self._domain = domain
+        self.mode = mode
+        self.calls: list[str] = []
+
+    @property
+    def domains(self) -> tuple[str, ...]:
+        return (self._domain,)
+
+    def begin(self) -> Any:
+        self.calls.append("begin")
+        return self.value_j
+
+    def end(self, start: Any) -> list[EnergyReading]:
+        self.calls.append("end")
+        return [EnergyReading(self._domain, self.value_j - start, self.mode, "scripted")]
+
+
+def test_window_times_and_readings():
+    m = ScriptedMeter()
+    with measure([m]) as w:
+        m.value_j += 5.0
+        time.sleep(0.05)
+        t0 = time.process_time()
+        while time.process_time() - t0 < 0.05:
+            pass
+    assert w.wall_s >= 0.1 - 1e-3
+    assert 0.04 <= w.cpu_s <= w.wall_s + 0.05
+    assert w.readings == [EnergyReading("cpu-package-0", 5.0, "measured", "scripted")]
+    assert w.to_dict()["readings"][0]["energy_j"] == 5.0
+
+
+def test_sync_runs_at_both_ends_around_meter_reads():
+    m = ScriptedMeter()
+    order: list[str] = []
+    m.calls = order
+    with measure([m], sync=lambda: order.append("sync")):
+        order.append("work")
+    assert order == ["sync", "begin", "work", "sync", "end"]
+
+
+def test_window_closes_meters_when_work_raises():
+    m = ScriptedMeter()
+    with pytest.raises(RuntimeError):
+        with measure([m]) as w:
+            m.value_j += 1.0
+            raise RuntimeError("cell crashed")
+    assert w.readings[0].energy_j == 1.0
+
+
+def test_failing_meter_becomes_unavailable_not_crash():
+    class Broken(ScriptedMeter):
+        def end(self, start: Any) -> list[EnergyReading]:
+            raise OSError("device vanished")
+
+    with measure([Broken()]) as w:
+        pass
+    (r,) = w.readings
+    assert r.mode == "unavailable" and r.energy_j is None and "device vanished" in r.reason
+
+
+def test_short_window_warning_names_fix(caplog):
+    m = ScriptedMeter()
+    m.min_window_s = 0.2
+    m.name = "rapl"
+    with caplog.at_level(logging.WARNING):
+        with measure([m]) as w:
+            pass
+    assert len(w.warnings) == 1
+    assert "too short for the rapl meter" in w.warnings[0] and "0.2 s" in w.warnings[0]
+    assert "more work per window" in caplog.text
+
+
+def test_idle_power_and_net_energy():
+    m = ScriptedMeter()
+    est = ScriptedMeter(domain="cpu", mode="estimated")
+
+    def fake_sleep(seconds: float) -> None:
+        m.value_j += 3.0  # what the meter would have seen while idle
+        time.sleep(seconds)
+
+    idle = idle_power([m, est], seconds=0.2, sleep=fake_sleep)
+    assert set(idle) == {"cpu-package-0"}  # estimates have no idle term
+    assert idle["cpu-package-0"] == pytest.approx(3.0 / 0.2, rel=0.1)
+
+    w = Window(wall_s=2.0, cpu_s=1.0, readings=[
+        EnergyReading("cpu-package-0", 50.0, "measured", "scripted"),
+        EnergyReading("cpu", 8.0, "estimated", "cpu-time-model"),
+        EnergyReading.unavailable("dram-0", "scripted", "no dram"),
+    ])
+    splits = {s.domain: s for s in split_energy(w, {"cpu-package-0": 15.0})}
+    assert splits["cpu-package-0"].gross_j == 50.0
+    assert splits["cpu-package-0"].idle_j == pytest.approx(30.0)
+    assert splits["cpu-package-0"].net_j == pytest.approx(20.0)
+    assert splits["cpu"].net_j is None and splits["cpu"].mode == "estimated"
+    assert "dram-0" not in splits
+    assert net_energy(10.0, 2.0, 3.0) == pytest.approx(4.0)
+
+
+def test_repeat_median_spread_and_warnings(caplog):
+    m = ScriptedMeter()
+    per_call = iter([100.0, 10.0, 10.5, 12.0, 10.2, 11.0])  # first is the warm-up
+
+    def work() -> None:
+        m.value_j += next(per_call)
+
+    with caplog.at_level(logging.WARNING):
+        res = repeat(work, [m], repeats=5, warmup=1)
+    s = res.energy_j["cpu-package-0"]
+    assert s.median == pytest.approx(10.5) and s.min == 10.0 and s.max == 12.0 and s.n == 5
+    assert s.spread_rel == pytest.approx(2.0 / 10.5)
+    assert res.modes["cpu-package-0"] == "measured"
+    assert any("cpu-package-0 energy varies by 19%" in w for w in res.warnings)
+    assert "varies by" in caplog.text
+
+
+def test_repeat_stable_has_no_spread_warning():
+    m = ScriptedMeter()
+
+    def work() -> None:
+        m.value_j += 10.0
+
+    res = repeat(work, [m], repeats=3, warmup=0)
+    assert not [w for w in res.warnings if "energy varies" in w]
+    assert res.energy_j["cpu-package-0"].spread_rel == 0.0
+    with pytest.raises(ValueError):
+        repeat(work, [m], repeats=0)
+
+
+def test_summary_zero_median():
+    assert Summary.of([0.0, 0.0]).spread_rel == 0.0
+    assert Summary.of([-1.0, 0.0, 1.0]).spread_rel == float("inf")
+
+
+def test_window_overhead_is_small_with_real_meters():
+    meters = select_meters()
+    try:
+        n = 2000
+        t0 = time.perf_counter()
+        for _ in range(n):
+            with measure(meters):
+                pass
+        per_window_s = (time.perf_counter() - t0) / n
+    finally:
+        meters.close()
+    # Under 1% of a 0.2 s window (the shortest a meter can resolve).
+    assert per_window_s < 0.002
