@@ -1,0 +1,167 @@
+"""Stored result records (any number of machines) as tidy pandas frames.
+
+Reads the folders through ``harness.store`` (which owns the layout); never imports models.
+
+- ``epochs``: one row per (machine, cell, epoch) with times, accuracy, counts and CPU energy.
+- ``cells``: one row per successful cell: its last epoch plus totals and inference figures.
+- ``machines``: one row per machine folder, from its ``machine.json``.
+- ``failed``: the cells whose record says they failed, with their one-line error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.store import SCHEMA_VERSION, StoreError, iter_records, read_json
+
+log = logging.getLogger(__name__)
+
+PHASES = ("forward", "backward", "update", "hashing", "rebuild")
+
+
+@dataclass
+class Results:
+    epochs: pd.DataFrame
+    cells: pd.DataFrame
+    machines: pd.DataFrame
+    failed: pd.DataFrame
+
+
+def _current(path: Path, data: dict[str, Any]) -> bool:
+    if data.get("schema_version") != SCHEMA_VERSION:
+        log.warning("skipping %s: not a schema-%d record", path, SCHEMA_VERSION)
+        return False
+    return True
+
+
+def energy_columns(readings: list[dict[str, Any]], prefix: str) -> dict[str, Any]:
+    """CPU and GPU energy of a window, by mode. Measured and estimated figures go in separate
+    columns and are never added together; energy that is not the model's cost (the idle draw
+    of a GPU it did not use) goes to ``*_idle_*`` columns."""
+    out: dict[str, Any] = {}
+    for r in readings:
+        if r.get("energy_j") is None:
+            continue
+        kind = "gpu" if str(r.get("domain", "")).startswith("gpu") else "cpu"
+        if not r.get("attributable", True):
+            kind = f"{kind}_idle"
+        col = f"{prefix}{kind}_{r['mode']}_j"
+        out[col] = out.get(col, 0.0) + float(r["energy_j"])
+        out.setdefault(f"{prefix}{kind}_{r['mode']}_source", r.get("source"))
+    return out
+
+
+def _cell_facts(rec: dict[str, Any], machine: str) -> dict[str, Any]:
+    settings = rec["model"].get("config") or rec["model"].get("settings", {})
+    hidden = settings.get("hidden", [])
+    return {
+        "machine": machine,
+        "experiment": rec["experiment"],
+        "cell_id": rec["cell_id"],
+        "profile": rec.get("profile"),
+        "dataset": rec["dataset"]["name"],
+        "n_train": rec["dataset"].get("n_train"),
+        "n_test": rec["dataset"].get("n_test"),
+        "model": rec["model"]["name"],
+        "fraction": float(settings.get("active_fraction", 1.0)),
+        "hidden": "-".join(str(h) for h in hidden),
+        "depth": len(hidden),
+        "threads": int(settings.get("threads", 1)),
+        "batch_size": int(settings.get("batch_size", 1)),
+        "seed": int(settings.get("seed", 0)),
+    }
+
+
+def load_results(roots: list[Path] | Path) -> Results:
+    roots = [roots] if isinstance(roots, Path | str) else roots
+    epoch_rows: list[dict[str, Any]] = []
+    cell_rows: list[dict[str, Any]] = []
+    failed_rows: list[dict[str, Any]] = []
+    machine_rows: list[dict[str, Any]] = []
+    for root in map(Path, roots):
+        for mfile in sorted(root.glob("*/machine.json")):
+            try:
+                data = read_json(mfile)
+            except StoreError as exc:
+                log.warning("skipping %s", exc)
+                continue
+            machine_rows.append({"machine": mfile.parent.name, **_flat_machine(data)})
+        for path, rec in iter_records(root):
+            if not _current(path, rec):
+                continue
+            machine = path.parent.parent.name
+            facts = _cell_facts(rec, machine)
+            if rec.get("status") != "ok":
+                failed_rows.append({**facts, "error": rec.get("error", "unknown")})
+                continue
+            n_train = facts["n_train"] or 1
+            cum_wall = 0.0
+            rows = []
+            for ep in rec["epochs"]:
+                cum_wall += ep["wall_s"]
+                mults = ep["mults"]
+                row = {
+                    **facts,
+                    "epoch": ep["epoch"],
+                    "wall_s": ep["wall_s"],
+                    "cum_wall_s": cum_wall,
+                    "cpu_s": ep["cpu_s"],
+                    "examples_per_s": n_train / ep["wall_s"] if ep["wall_s"] > 0 else None,
+                    "train_loss": ep["train_loss"],
+                    "test_accuracy": ep["test_accuracy"],
+                    "active_fraction_measured": ep["active_fraction"],
+                    "computed_fraction_measured": ep["computed_fraction"],
+                    "mults_training": mults["training"],
+                    "mults_per_example": mults["training"] / n_train,
+                    **{f"mults_{p}": mults.get(p, 0) for p in PHASES},
+                    "op_estimate_j": ep.get("op_energy", {}).get("energy_j"),
+                    **energy_columns(ep.get("energy", []), ""),
+                }
+                rows.append(row)
+            if not rows:
+                continue
+            epoch_rows.extend(rows)
+            last = dict(rows[-1])
+            inf = rec.get("inference", {})
+            last.update(
+                epochs=len(rows),
+                total_wall_s=cum_wall,
+                inference_wall_s=inf.get("wall_s"),
+                inference_mults_per_example=(inf.get("mults", 0) / max(inf.get("n_examples", 1), 1)),
+                **{f"idle_{k}_w": v for k, v in _idle(rec).items()},
+            )
+            cell_rows.append(last)
+    return Results(
+        epochs=pd.DataFrame(epoch_rows),
+        cells=pd.DataFrame(cell_rows),
+        machines=pd.DataFrame(machine_rows),
+        failed=pd.DataFrame(failed_rows),
+    )
+
+
+def _idle(rec: dict[str, Any]) -> dict[str, float]:
+    idle = rec.get("idle_power_w") or {}
+    return {str(k): float(v) for k, v in idle.items() if isinstance(v, int | float)}
+
+
+def _flat_machine(data: dict[str, Any]) -> dict[str, Any]:
+    """The fingerprint's scalar facts, nested keys joined with dots."""
+    out: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        elif isinstance(value, str | int | float | bool) or value is None:
+            out[prefix] = value
+        else:
+            out[prefix] = json.dumps(value)[:200]
+
+    walk("", {k: v for k, v in data.items() if k != "schema_version"})
+    return out

@@ -1,0 +1,53 @@
+"""Summary tables for the report: each sparse setting against the standard network."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from reports.frame import Results
+
+_KEYS = ["machine", "dataset", "hidden", "model", "fraction"]
+
+
+def summary(res: Results) -> pd.DataFrame:
+    """One row per (machine, dataset, network, model, fraction): accuracy and its gap to the
+    dense network, multiplications and their share of dense, speed and its ratio, energy."""
+    c = res.cells
+    if c.empty:
+        return pd.DataFrame()
+    c = c[c["experiment"] == "fraction_sweep"].copy()
+    if c.empty:
+        return pd.DataFrame()
+    c["examples_per_s"] = c["n_train"] * c["epochs"] / c["total_wall_s"]
+    energy_cols = [col for col in c.columns if col.startswith("cpu_") and col.endswith("_j")]
+    for col in energy_cols:  # the last epoch's energy over its examples
+        c[col.replace("_j", "_j_per_example")] = c[col] / c["n_train"]
+    value_cols = ["test_accuracy", "mults_per_example", "examples_per_s",
+                  *[col.replace("_j", "_j_per_example") for col in energy_cols]]
+    t = c.groupby(_KEYS, as_index=False)[value_cols].mean()
+    ref_cols = ["test_accuracy", "mults_per_example", "examples_per_s"]
+    dense = t.loc[t["model"] == "dense", ["machine", "dataset", "hidden", *ref_cols]]
+    ref = t.merge(dense, on=["machine", "dataset", "hidden"], how="left",
+                  suffixes=("", "_dense"))
+    t["accuracy_gap_pp"] = 100 * (ref["test_accuracy"] - ref["test_accuracy_dense"])
+    t["mults_vs_dense_pct"] = 100 * ref["mults_per_example"] / ref["mults_per_example_dense"]
+    t["speed_vs_dense"] = ref["examples_per_s"] / ref["examples_per_s_dense"]
+    return t.sort_values(_KEYS).reset_index(drop=True)
+
+
+def to_html(df: pd.DataFrame) -> str:
+    if df.empty:
+        return "<p><em>No rows.</em></p>"
+    fmt = {}
+    for col in df.columns:
+        if col in ("test_accuracy",):
+            fmt[col] = "{:.4f}".format
+        elif col.endswith("_pct") or col.endswith("_pp"):
+            fmt[col] = "{:+.2f}".format if col.endswith("_pp") else "{:.2f}".format
+        elif col.startswith("mults") or col == "examples_per_s":
+            fmt[col] = "{:,.0f}".format
+        elif col == "speed_vs_dense":
+            fmt[col] = "{:.2f}x".format
+        elif col.endswith("_per_example"):
+            fmt[col] = "{:.3e}".format
+    return df.to_html(index=False, formatters=fmt, na_rep="–", classes="data", border=0)
