@@ -203,6 +203,7 @@ class RaplMeter(Meter):
                 raise MeterError(f"RAPL: cannot read {c.zone.energy_file}: {PERMISSION_FIX}") from exc
             except (OSError, ValueError) as exc:
                 raise MeterError(f"RAPL: cannot read {c.zone.energy_file}: {exc}") from exc
+        self._mirrored = self._detect_mirrors()
         skipped = sorted({z.name for z in zones if z.kind not in ("package", "dram")})
         self._note = (
             f"not added (overlap package): {', '.join(skipped)}" if skipped else ""
@@ -222,6 +223,33 @@ class RaplMeter(Meter):
                 target=self._poll_loop, name="rapl-wrap-poller", daemon=True
             )
             self._thread.start()
+
+    def _groups(self) -> dict[tuple[str, str], list[_WrapCounter]]:
+        groups: dict[tuple[str, str], list[_WrapCounter]] = {}
+        for c in self._counters:
+            groups.setdefault(self._group_key(c.zone), []).append(c)
+        return groups
+
+    def _detect_mirrors(self, attempts: int = 5) -> dict[tuple[str, str], bool]:
+        """Zones of one package that read one counter show equal raw values.
+
+        A counter ticks about every ms and reads take microseconds, so a few reads catch the
+        mirrored zones equal; distinct dies' large counters are practically never equal.
+        """
+        mirrored = {}
+        for key, members in self._groups().items():
+            if len(members) < 2:
+                continue
+            mirrored[key] = False
+            for _ in range(attempts):
+                try:
+                    raws = {c.read_raw() for c in members}
+                except (OSError, ValueError):
+                    break
+                if len(raws) == 1:
+                    mirrored[key] = True
+                    break
+        return mirrored
 
     # -- background wrap tracking -----------------------------------------------------------
     def poll(self) -> None:
@@ -298,23 +326,25 @@ class RaplMeter(Meter):
         return self._readings(deltas)
 
     def _readings(self, deltas: dict[str, int | str]) -> list[EnergyReading]:
-        groups: dict[tuple[str, str], list[_WrapCounter]] = {}
-        for c in self._counters:
-            groups.setdefault(self._group_key(c.zone), []).append(c)
         out: list[EnergyReading] = []
-        for (kind, idx), members in groups.items():
+        for key, members in self._groups().items():
+            kind, idx = key
             domain = f"{kind}-{idx}"
             values = [deltas[c.zone.zone_id] for c in members]
             if len(members) == 1:
                 out.append(self._reading(domain, values[0]))
                 continue
-            if all(isinstance(v, int) for v in values) and len(set(values)) == 1:
-                # Mirrored per-die zones read one counter: count it once.
+            equal = all(isinstance(v, int) for v in values) and len(set(values)) == 1
+            if equal and values[0] != 0 and not self._mirrored[key]:
+                # Equal non-zero deltas: the zones mirror one counter after all (sticky).
+                log.info("RAPL zones of %s mirror one counter; counting it once", domain)
+                self._mirrored[key] = True
+            if self._mirrored[key]:
+                # Mirrored per-die zones read one counter: count it once (the first die's).
+                first = next((v for v in values if isinstance(v, int)), values[0])
                 out.append(
                     self._reading(
-                        domain,
-                        values[0],
-                        f"{len(members)} mirrored die zones (equal deltas) counted once",
+                        domain, first, f"{len(members)} mirrored die zones counted once"
                     )
                 )
                 continue
