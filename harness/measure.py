@@ -47,9 +47,7 @@ class Window:
 
 
 @contextlib.contextmanager
-def measure(
-    meters: Sequence[Meter], sync: Callable[[], None] | None = None
-) -> Iterator[Window]:
+def measure(meters: Sequence[Meter], sync: Callable[[], None] | None = None) -> Iterator[Window]:
     """Time and meter the ``with`` block.
 
     ``sync`` (e.g. a GPU synchronise) runs before the window opens and again before it closes,
@@ -173,8 +171,9 @@ class Summary:
 
     @classmethod
     def of(cls, values: Sequence[float]) -> Summary:
-        return cls(float(statistics.median(values)), float(min(values)), float(max(values)),
-                   len(values))
+        return cls(
+            float(statistics.median(values)), float(min(values)), float(max(values)), len(values)
+        )
 
 
 @dataclass

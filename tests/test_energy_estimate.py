@@ -79,8 +79,14 @@ def test_total_energy_refuses_duplicates_and_skips_idle_and_unavailable():
     b = EnergyReading("cpu-package-0", 10.1, "measured", "pyrapl")
     with pytest.raises(MixedModesError, match="twice"):
         total_energy([a, b])
-    idle_gpu = EnergyReading("gpu-0", 50.0, "measured", "nvml-energy-counter",
-                             "idle: model ran on CPU", attributable=False)
+    idle_gpu = EnergyReading(
+        "gpu-0",
+        50.0,
+        "measured",
+        "nvml-energy-counter",
+        "idle: model ran on CPU",
+        attributable=False,
+    )
     gone = EnergyReading.unavailable("dram-0", "rapl-powercap", "read failed")
     assert total_energy([a, idle_gpu, gone]) == pytest.approx(10.0)
     assert total_energy([gone]) is None
@@ -97,5 +103,11 @@ def test_reading_invariants():
         EnergyReading("cpu", 1.0, "guessed", "x")
     r = EnergyReading("cpu", 1.0, "estimated", "x", "r")
     assert EnergyReading.from_dict(r.to_dict()) == r
-    assert r.to_dict() == {"domain": "cpu", "energy_j": 1.0, "mode": "estimated", "source": "x",
-                           "reason": "r", "attributable": True}
+    assert r.to_dict() == {
+        "domain": "cpu",
+        "energy_j": 1.0,
+        "mode": "estimated",
+        "source": "x",
+        "reason": "r",
+        "attributable": True,
+    }

@@ -16,8 +16,14 @@ from harness.measure import measure
 RANGE_UJ = 1_000_000  # small range so wraps are easy to script
 
 
-def zone(root: Path, zone_id: str, name: str, energy_uj: int, max_range: int | None = RANGE_UJ,
-         parent: Path | None = None) -> Path:
+def zone(
+    root: Path,
+    zone_id: str,
+    name: str,
+    energy_uj: int,
+    max_range: int | None = RANGE_UJ,
+    parent: Path | None = None,
+) -> Path:
     """One zone folder; nested under ``parent`` with a top-level link, as sysfs lays it out."""
     base = parent if parent is not None else root
     path = base / zone_id
@@ -146,7 +152,9 @@ def test_distinct_dies_reported_separately(tmp_path):
     assert readings == pytest.approx({"cpu-package-0-die-0": 0.3, "cpu-package-0-die-1": 0.2})
     idle = m.end(m.begin())  # equal zero deltas prove nothing: still two dies, 0 J each
     assert [(r.domain, r.energy_j) for r in idle] == [
-        ("cpu-package-0-die-0", 0.0), ("cpu-package-0-die-1", 0.0)]
+        ("cpu-package-0-die-0", 0.0),
+        ("cpu-package-0-die-1", 0.0),
+    ]
 
 
 def test_mirror_detected_from_equal_deltas_and_kept(tmp_path):

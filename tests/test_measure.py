@@ -112,11 +112,15 @@ def test_idle_power_and_net_energy():
     assert set(idle) == {"cpu-package-0"}  # estimates have no idle term
     assert idle["cpu-package-0"] == pytest.approx(3.0 / 0.2, rel=0.1)
 
-    w = Window(wall_s=2.0, cpu_s=1.0, readings=[
-        EnergyReading("cpu-package-0", 50.0, "measured", "scripted"),
-        EnergyReading("cpu", 8.0, "estimated", "cpu-time-model"),
-        EnergyReading.unavailable("dram-0", "scripted", "no dram"),
-    ])
+    w = Window(
+        wall_s=2.0,
+        cpu_s=1.0,
+        readings=[
+            EnergyReading("cpu-package-0", 50.0, "measured", "scripted"),
+            EnergyReading("cpu", 8.0, "estimated", "cpu-time-model"),
+            EnergyReading.unavailable("dram-0", "scripted", "no dram"),
+        ],
+    )
     splits = {s.domain: s for s in split_energy(w, {"cpu-package-0": 15.0})}
     assert splits["cpu-package-0"].gross_j == 50.0
     assert splits["cpu-package-0"].idle_j == pytest.approx(30.0)

@@ -98,6 +98,7 @@ class Meter(ABC):
 
     def close(self) -> None:
         """Stop background threads and release the hardware; safe to call twice."""
+        return None  # most meters hold nothing
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(domains={self.domains!r})"

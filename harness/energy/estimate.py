@@ -153,5 +153,3 @@ def operation_energy(
             "algorithms, modern chips use several times less"
         ),
     )
-
-

@@ -164,7 +164,9 @@ class NvmlMeter(Meter):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if self.power_gpus and start_sampler:
-            self._thread = threading.Thread(target=self._sample_loop, name="nvml-power", daemon=True)
+            self._thread = threading.Thread(
+                target=self._sample_loop, name="nvml-power", daemon=True
+            )
             self._thread.start()
 
     # -- power sampling ---------------------------------------------------------------------
@@ -198,9 +200,7 @@ class NvmlMeter(Meter):
             lo = bisect.bisect_left(times, t0)
             hi = bisect.bisect_right(times, t1)
             ts, ps = times[lo:hi], powers[lo:hi]
-        energy_j = sum(
-            (ts[k + 1] - ts[k]) * (ps[k + 1] + ps[k]) / 2.0 for k in range(len(ts) - 1)
-        )
+        energy_j = sum((ts[k + 1] - ts[k]) * (ps[k + 1] + ps[k]) / 2.0 for k in range(len(ts) - 1))
         return energy_j, len(ts)
 
     def close(self) -> None:
@@ -259,9 +259,7 @@ class NvmlMeter(Meter):
             notes.append("MIG enabled: energy is for the whole physical GPU, all instances")
         attributable = i in self.model_gpus
         if not attributable:
-            where = (
-                f"GPU {sorted(self.model_gpus)}" if self.model_gpus else "CPU"
-            )
+            where = f"GPU {sorted(self.model_gpus)}" if self.model_gpus else "CPU"
             notes.insert(0, f"idle: model ran on {where}; idle draw, not the model's cost")
         return notes, attributable
 
@@ -309,9 +307,7 @@ class NvmlMeter(Meter):
     def _power_reading(self, i: int, t0: float, t1: float, duration_s: float) -> EnergyReading:
         energy_j, n = self._integrate(i, t0, t1)
         if n < 2:
-            return self._finish(
-                i, None, POWER_SOURCE, [f"only {n} power sample(s) in the window"]
-            )
+            return self._finish(i, None, POWER_SOURCE, [f"only {n} power sample(s) in the window"])
         if energy_j == 0.0:
             return self._finish(
                 i, None, POWER_SOURCE, ["power read 0 W throughout the window; not trusted"]

@@ -118,18 +118,24 @@ class PyRaplMeter(Meter):
         for s in self._sockets:
             domain = f"{kind}-{s}"
             if values is None:
-                out.append(EnergyReading.unavailable(domain, SOURCE, f"pyRAPL gave None: {wrapped}"))
+                out.append(
+                    EnergyReading.unavailable(domain, SOURCE, f"pyRAPL gave None: {wrapped}")
+                )
                 continue
             try:
                 value_uj = float(values[s])
             except (IndexError, TypeError, ValueError):
                 out.append(
-                    EnergyReading.unavailable(domain, SOURCE, f"pyRAPL gave no value for socket {s}")
+                    EnergyReading.unavailable(
+                        domain, SOURCE, f"pyRAPL gave no value for socket {s}"
+                    )
                 )
                 continue
             if value_uj < 0:
                 out.append(
-                    EnergyReading.unavailable(domain, SOURCE, f"negative delta {value_uj:g} uJ: {wrapped}")
+                    EnergyReading.unavailable(
+                        domain, SOURCE, f"negative delta {value_uj:g} uJ: {wrapped}"
+                    )
                 )
                 continue
             out.append(EnergyReading(domain, value_uj * 1e-6, "measured", SOURCE))

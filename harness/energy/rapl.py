@@ -200,14 +200,14 @@ class RaplMeter(Meter):
             try:
                 c.read_extended()
             except PermissionError as exc:
-                raise MeterError(f"RAPL: cannot read {c.zone.energy_file}: {PERMISSION_FIX}") from exc
+                raise MeterError(
+                    f"RAPL: cannot read {c.zone.energy_file}: {PERMISSION_FIX}"
+                ) from exc
             except (OSError, ValueError) as exc:
                 raise MeterError(f"RAPL: cannot read {c.zone.energy_file}: {exc}") from exc
         self._mirrored = self._detect_mirrors()
         skipped = sorted({z.name for z in zones if z.kind not in ("package", "dram")})
-        self._note = (
-            f"not added (overlap package): {', '.join(skipped)}" if skipped else ""
-        )
+        self._note = f"not added (overlap package): {', '.join(skipped)}" if skipped else ""
         if include_dram and not any(c.zone.kind == "dram" for c in self._counters):
             self._note = "; ".join(filter(None, [self._note, "no DRAM zone"]))
         if any(c.zone.max_energy_range_uj is None for c in self._counters):
@@ -343,9 +343,7 @@ class RaplMeter(Meter):
                 # Mirrored per-die zones read one counter: count it once (the first die's).
                 first = next((v for v in values if isinstance(v, int)), values[0])
                 out.append(
-                    self._reading(
-                        domain, first, f"{len(members)} mirrored die zones counted once"
-                    )
+                    self._reading(domain, first, f"{len(members)} mirrored die zones counted once")
                 )
                 continue
             for c, v in zip(members, values, strict=True):
