@@ -9,6 +9,7 @@ This package knows nothing of the harness or the reports.
 # Importing a model module registers it.
 from models import dense as _dense  # noqa: F401
 from models import dropout as _dropout  # noqa: F401
+from models import lsh as _lsh  # noqa: F401
 from models import standout as _standout  # noqa: F401
 from models import winner_take_all as _wta  # noqa: F401
 from models.base import ConfigError, EpochStats, Model, MultCounts, NetConfig

@@ -1,0 +1,87 @@
+"""Settings of the LSH-sparse network (``LSHConfig``), validated on construction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from models.base import ConfigError, NetConfig, _check
+
+HASH_FAMILIES = ("srp", "simple_lsh")
+OVERFLOW_POLICIES = ("reservoir", "fifo")
+SELECTIONS = ("topk", "threshold", "union")
+REBUILD_SCHEDULES = ("paper", "fixed", "decay")
+INFERENCE_MODES = ("sparse", "dense")
+_MAX_TABLE_BYTES = 1 << 31  # 2 GiB of bucket slots is certainly a mistake
+
+
+@dataclass(frozen=True)
+class LSHConfig(NetConfig):
+    """The paper's method with every choice exposed.
+
+    Hashing: each hidden layer has ``L`` tables of ``K``-bit codes over its neurons' weight
+    vectors (bias appended as one more coordinate, query side sees a constant 1). Before
+    projecting, vectors may be pooled over contiguous blocks (``pool_input`` for the
+    network input, ``pool_hidden`` for hidden layers; 1 = no pooling; the released code
+    used 98 and 100). ``hash_family``: ``srp`` = signed Gaussian random projections
+    (SimHash, the released code's); ``simple_lsh`` = Neyshabur & Srebro's asymmetric MIPS
+    transform (neurons scaled by the layer's largest norm and given the extra coordinate
+    sqrt(1 - |w|^2), queries normalised) followed by SRP.
+    """
+
+    active_fraction: float = 0.05
+    hash_family: str = "srp"
+    K: int = 6  # bits per table
+    L: int = 50  # tables per hidden layer
+    pool_input: int = 1  # block size of average pooling of the network input before hashing
+    pool_hidden: int = 1  # block size for hidden-layer inputs
+    bucket_capacity: int = 128  # slots per bucket; what overflows follows ``overflow``
+    overflow: str = "reservoir"  # reservoir sampling or FIFO (newest evicts oldest)
+    selection: str = "topk"  # topk by collision count | threshold (count >= min_count) | union
+    min_count: int = 2  # for selection="threshold"
+    pad_random: bool = False  # fill a short active set up to the cap with random neurons
+    rebuild: str = "decay"  # paper | fixed (every rebuild_interval examples) | decay (SLIDE)
+    rebuild_interval: int = 1000  # examples between rebuilds (first interval for "decay")
+    rebuild_growth: float = 1.25  # "decay": each interval is this many times the previous
+    rehash_changed_only: bool = False  # rehash only neurons whose weights changed
+    inference: str = "sparse"  # sparse (through the tables, as the paper) or dense
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(self.hash_family in HASH_FAMILIES, "hash_family", self.hash_family,
+               f"one of {HASH_FAMILIES}")
+        _check(isinstance(self.K, int) and 1 <= self.K <= 24, "K", self.K,
+               "an integer number of bits per table in [1, 24]")
+        _check(isinstance(self.L, int) and self.L >= 1, "L", self.L,
+               "an integer number of tables >= 1")
+        _check(self.pool_input >= 1, "pool_input", self.pool_input, "an integer >= 1")
+        _check(self.pool_hidden >= 1, "pool_hidden", self.pool_hidden, "an integer >= 1")
+        _check(self.bucket_capacity >= 1, "bucket_capacity", self.bucket_capacity,
+               "an integer >= 1")
+        _check(self.overflow in OVERFLOW_POLICIES, "overflow", self.overflow,
+               f"one of {OVERFLOW_POLICIES}")
+        _check(self.selection in SELECTIONS, "selection", self.selection,
+               f"one of {SELECTIONS}")
+        _check(1 <= self.min_count <= self.L, "min_count", self.min_count,
+               f"an integer in [1, L={self.L}]")
+        _check(self.rebuild in REBUILD_SCHEDULES, "rebuild", self.rebuild,
+               f"one of {REBUILD_SCHEDULES}")
+        _check(self.rebuild_interval >= 1, "rebuild_interval", self.rebuild_interval,
+               "an integer number of examples >= 1")
+        _check(self.rebuild_growth >= 1.0, "rebuild_growth", self.rebuild_growth,
+               "a number >= 1")
+        _check(self.inference in INFERENCE_MODES, "inference", self.inference,
+               f"one of {INFERENCE_MODES}")
+        _check(self.batch_size == 1, "batch_size", self.batch_size,
+               "1 for the LSH network (it trains one example at a time, Hogwild across "
+               "threads, as the paper)")
+        table_bytes = len(self.hidden) * self.L * (2**self.K) * self.bucket_capacity * 4
+        if table_bytes > _MAX_TABLE_BYTES:
+            raise ConfigError(
+                f"bad settings K={self.K}, L={self.L}, bucket_capacity="
+                f"{self.bucket_capacity}: the hash tables would take {table_bytes / 2**30:.1f}"
+                " GiB; lower K, L or bucket_capacity"
+            )
+
+    @property
+    def n_bits(self) -> int:
+        return self.K * self.L

@@ -1,0 +1,508 @@
+"""Numba kernels of the LSH network: pure functions over flat arrays, compiled once (cache=True).
+
+Layout (built by ``network.py``):
+
+- ``meta`` int64 (n_layers, 8), one row per weight layer: n_in, n_out, woff (offset of the
+  layer's (n_out, n_in) block in ``W``), boff (offset in ``B``), pool (block size of the
+  pooling before hashing), dp (pooled input width), poff (offset of the layer's query
+  projections (dp + 1, K*L) in ``P``, the last row belongs to the bias), cap (active-set cap).
+- ``ip`` int64: K, L, C (bucket capacity), selection (0 topk, 1 threshold, 2 union),
+  min_count, pad (0/1), optimizer (0 sgd, 1 momentum, 2 adagrad_momentum), overflow
+  (0 reservoir, 1 fifo), max width, number of hidden layers.
+- ``hp`` (the weights' dtype): lr, momentum, l2, adagrad epsilon.
+- Tables: ``tab`` int32 (H, L, 2^K, C) flattened, ``tsize`` int32 and ``tseen`` int64
+  (H, L, 2^K): slots used and insertions seen by each bucket.
+
+Counts: every kernel adds, per example, the number of floating-point multiplications (and
+divisions) its loops perform into ``cnt`` (forward, backward, update, hashing, rebuild):
+integer sums of loop trip counts, never per-element increments.
+
+Randomness (probe order, padding, reservoir) comes from a splitmix64 state passed in by the
+caller, one per thread chunk: no global generator is used.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+_FM = {"reassoc", "contract"}  # reorder sums (SIMD); no unsafe NaN/inf assumptions
+
+# count slots
+F_FWD, F_BWD, F_UPD, F_HASH, F_REB = 0, 1, 2, 3, 4
+MODE_TRAIN, MODE_GRAD, MODE_INFER = 0, 1, 2
+
+
+@njit(cache=True, inline="always")
+def _rand(state: np.ndarray) -> np.uint64:
+    """splitmix64: next 64-bit value from state[0]."""
+    state[0] += np.uint64(0x9E3779B97F4A7C15)
+    z = state[0]
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True, inline="always")
+def _randint(state: np.ndarray, n: int) -> int:
+    return int((_rand(state) >> np.uint64(11)) % np.uint64(n))
+
+
+# -- tables ------------------------------------------------------------------------------
+@njit(cache=True, inline="always")
+def _insert(tab, tsize, tseen, bucket, j, cap, fifo, state) -> None:
+    """Put neuron j in a bucket; when full, FIFO overwrites the oldest slot, reservoir
+    keeps each of the bucket's arrivals with equal probability cap/seen."""
+    s = tsize[bucket]
+    seen = tseen[bucket]
+    if s < cap:
+        tab[bucket * cap + s] = j
+        tsize[bucket] = s + 1
+    elif fifo:
+        tab[bucket * cap + seen % cap] = j
+    else:
+        r = _randint(state, seen + 1)
+        if r < cap:
+            tab[bucket * cap + r] = j
+    tseen[bucket] = seen + 1
+
+
+@njit(cache=True, inline="always")
+def _remove(tab, tsize, bucket, j, cap) -> None:
+    s = tsize[bucket]
+    base = bucket * cap
+    for p in range(s):
+        if tab[base + p] == j:
+            tab[base + p] = tab[base + s - 1]
+            tsize[bucket] = s - 1
+            return
+
+
+@njit(cache=True)
+def pack_codes(proj: np.ndarray, K: int, L: int) -> np.ndarray:
+    """(n, K*L) projections -> (n, L) int32 bucket codes (bit k set when projection k > 0)."""
+    n = proj.shape[0]
+    codes = np.zeros((n, L), np.int32)
+    for i in range(n):
+        for t in range(L):
+            c = 0
+            for k in range(K):
+                if proj[i, t * K + k] > 0:
+                    c |= 1 << k
+            codes[i, t] = c
+    return codes
+
+
+@njit(cache=True)
+def table_update(tab, tsize, tseen, codes_old, codes_new, neurons, layer, ip, full, seed):
+    """Full rebuild of one layer's L tables (``full``) or move the given neurons to their
+    new buckets. Insertion order is neuron order, so results are deterministic."""
+    L, C, fifo = ip[1], ip[2], ip[7] == 1
+    nb = 1 << ip[0]
+    base = layer * L * nb
+    state = np.empty(1, np.uint64)
+    state[0] = seed
+    if full:
+        for q in range(base, base + L * nb):
+            tsize[q] = 0
+            tseen[q] = 0
+    for t in range(L):
+        for q in range(neurons.shape[0]):
+            j = neurons[q]
+            new = codes_new[q, t]
+            if full:
+                _insert(tab, tsize, tseen, base + t * nb + new, j, C, fifo, state)
+            else:
+                old = codes_old[j, t]
+                if old != new:
+                    _remove(tab, tsize, base + t * nb + old, j, C)
+                    _insert(tab, tsize, tseen, base + t * nb + new, j, C, fifo, state)
+            codes_old[j, t] = new
+
+
+# -- per-example pieces ------------------------------------------------------------------
+@njit(cache=True, fastmath=_FM, inline="always")
+def _hash_query(P, poff, dp, pool, KL, idx, val, nnz, acc, pooled):
+    """acc = projections of the (pooled) sparse input plus its constant-1 bias coordinate.
+    Returns the multiplications done (non-zero pooled coordinates x K*L)."""
+    bias_row = poff + dp * KL
+    for b in range(KL):
+        acc[b] = P[bias_row + b]
+    if pool == 1:
+        for k in range(nnz):
+            v = val[k]
+            row = poff + idx[k] * KL
+            for b in range(KL):
+                acc[b] += v * P[row + b]
+        return nnz * KL
+    # Block sums (the released code averages; a positive scale does not change any sign).
+    for g in range(dp):
+        pooled[g] = 0
+    for k in range(nnz):
+        pooled[idx[k] // pool] += val[k]
+    used = 0
+    for g in range(dp):
+        v = pooled[g]
+        if v != 0:
+            used += 1
+            row = poff + g * KL
+            for b in range(KL):
+                acc[b] += v * P[row + b]
+    return used * KL
+
+
+@njit(cache=True, inline="always")
+def _select(acc, layer, n_out, cap, ip, tab, tsize, counts, touched, hist, sel, state):
+    """Active set of one hidden layer from its L probed buckets; returns (size, padded)."""
+    K, L, C, kind, min_count, pad = ip[0], ip[1], ip[2], ip[3], ip[4], ip[5]
+    nb = 1 << K
+    ntouch = 0
+    t0 = _randint(state, L)  # rotate the probe order: ties do not always favour table 0
+    for tt in range(L):
+        t = tt + t0
+        if t >= L:
+            t -= L
+        code = 0
+        for k in range(K):
+            if acc[t * K + k] > 0:
+                code |= 1 << k
+        bucket = (layer * L + t) * nb + code
+        s = tsize[bucket]
+        bbase = bucket * C
+        for p in range(s):
+            j = tab[bbase + p]
+            if counts[j] == 0:
+                touched[ntouch] = j
+                ntouch += 1
+            counts[j] += 1
+    n_sel = 0
+    if kind == 2 or ntouch <= cap:  # union, or everything fits: keep in arrival order
+        for q in range(ntouch):
+            j = touched[q]
+            if kind == 1 and counts[j] < min_count:
+                continue
+            if n_sel < cap:
+                sel[n_sel] = j
+                n_sel += 1
+    else:
+        # Partial selection by counting sort on the collision count (<= L): find the
+        # count c* where the top cap is reached; take all above, then ties in order.
+        for c in range(L + 1):
+            hist[c] = 0
+        for q in range(ntouch):
+            hist[counts[touched[q]]] += 1
+        above = 0
+        cstar = L
+        while cstar > 0 and above + hist[cstar] < cap:
+            above += hist[cstar]
+            cstar -= 1
+        lo = cstar
+        if kind == 1 and lo < min_count:
+            lo = min_count
+        ties_left = cap - above
+        for q in range(ntouch):
+            j = touched[q]
+            c = counts[j]
+            if c > cstar and c >= lo:
+                sel[n_sel] = j
+                n_sel += 1
+            elif c == cstar and c >= lo and ties_left > 0:
+                sel[n_sel] = j
+                n_sel += 1
+                ties_left -= 1
+    for q in range(ntouch):
+        counts[touched[q]] = 0
+    padded = 0
+    if pad == 1 and n_sel < cap:
+        padded = 1
+        for q in range(n_sel):
+            counts[sel[q]] = 1
+        need = cap - n_sel
+        free = n_out - n_sel
+        if need * 2 > free:  # dense fill: scan from a random start
+            start = _randint(state, n_out)
+            for q in range(n_out):
+                if need == 0:
+                    break
+                j = start + q
+                if j >= n_out:
+                    j -= n_out
+                if counts[j] == 0:
+                    counts[j] = 1
+                    sel[n_sel] = j
+                    n_sel += 1
+                    need -= 1
+        else:  # sparse fill: rejection sampling
+            while need > 0:
+                j = _randint(state, n_out)
+                if counts[j] == 0:
+                    counts[j] = 1
+                    sel[n_sel] = j
+                    n_sel += 1
+                    need -= 1
+        for q in range(n_sel):
+            counts[sel[q]] = 0
+    return n_sel, padded
+
+
+@njit(cache=True, fastmath=_FM, inline="always")
+def _update(W, V, A, i, g, kind, lr, mu, l2, eps) -> None:
+    """models.optim's rules on one entry (same operation order, so the same floats)."""
+    w = W[i]
+    if l2 > 0:
+        g = g + l2 * w
+    if kind == 0:
+        W[i] = w - lr * g
+    elif kind == 1:
+        v = mu * V[i] + lr * g
+        V[i] = v
+        W[i] = w - v
+    else:
+        a = A[i] + g * g
+        A[i] = a
+        v = mu * V[i] + g * (lr / (eps + np.sqrt(a)))
+        V[i] = v
+        W[i] = w - v
+
+
+@njit(cache=True, fastmath=_FM)
+def _example(mode, x, yv, meta, ip, hp, W, B, VW, AW, VB, AB, GW, GB, P, tab, tsize,
+             dirty, aidx, aval, acnt, sel, selcnt, counts, touched, hist, acc, pooled,
+             logits, dA, dA2, cnt, state, rec_sets, rec_n, rec_row):
+    """One example: hash + select + sparse forward; then (mode 0) sparse backward with
+    in-place updates of the touched weights, or (mode 1) gradient accumulation into GW/GB,
+    or (mode 2) forward only. Returns (loss, active nodes, padded selections)."""
+    D = meta.shape[0]
+    H = D - 1
+    KL = ip[0] * ip[1]
+    opt = ip[6]
+    maxw = ip[8]
+    lr, mu, l2, eps = hp[0], hp[1], hp[2], hp[3]
+    zero = hp[0] - hp[0]
+    # level 0: the input's non-zeros (the first layer exploits sparse inputs)
+    n0 = 0
+    for i in range(x.shape[0]):
+        if x[i] != 0:
+            aidx[0, n0] = i
+            aval[0, n0] = x[i]
+            n0 += 1
+    acnt[0] = n0
+    active = 0
+    padded = 0
+    m_fwd = 0
+    m_hash = 0
+    for l in range(H):
+        n_in, n_out, woff, boff = meta[l, 0], meta[l, 1], meta[l, 2], meta[l, 3]
+        nnz = acnt[l]
+        m_hash += _hash_query(P, meta[l, 6], meta[l, 5], meta[l, 4], KL, aidx[l], aval[l],
+                              nnz, acc, pooled)
+        s, pd = _select(acc, l, n_out, meta[l, 7], ip, tab, tsize, counts, touched, hist,
+                        sel[l], state)
+        selcnt[l] = s
+        active += s
+        padded += pd
+        if rec_row >= 0:
+            rec_n[rec_row, l] = s
+            for q in range(s):
+                rec_sets[rec_row, l, q] = sel[l, q]
+        m_fwd += s * nnz
+        nxt = 0
+        for q in range(s):
+            j = sel[l, q]
+            row = woff + j * n_in
+            z = B[boff + j]
+            for k in range(nnz):
+                z += W[row + aidx[l, k]] * aval[l, k]
+            if z > 0:  # ReLU: only positive outputs feed the next layer
+                aidx[l + 1, nxt] = j
+                aval[l + 1, nxt] = z
+                nxt += 1
+        acnt[l + 1] = nxt
+    # dense softmax output layer
+    n_in, n_out, woff, boff = meta[H, 0], meta[H, 1], meta[H, 2], meta[H, 3]
+    nnz = acnt[H]
+    m_fwd += n_out * nnz
+    zmax = -np.inf
+    for c in range(n_out):
+        row = woff + c * n_in
+        z = B[boff + c]
+        for k in range(nnz):
+            z += W[row + aidx[H, k]] * aval[H, k]
+        logits[c] = z
+        if z > zmax:
+            zmax = z
+    cnt[F_HASH] += m_hash
+    if mode == MODE_INFER:
+        cnt[F_FWD] += m_fwd
+        return 0.0, active, padded
+    tot = zero
+    for c in range(n_out):
+        e = np.exp(logits[c] - zmax)
+        logits[c] = e
+        tot += e
+    for c in range(n_out):
+        logits[c] = logits[c] / tot  # probabilities (the divisions count)
+    m_fwd += n_out
+    cnt[F_FWD] += m_fwd
+    py = logits[yv]
+    loss = -np.log(max(float(py), 1e-30))
+    logits[yv] = py - 1  # now dZ of the output layer
+    # -- backward, top layer first; each weight's old value feeds dA before it changes
+    m_bwd = 0
+    m_upd = 0
+    per = (opt + 1 if opt > 0 else 1) + (1 if opt == 2 else 0)  # 1, 2, 4 as models.optim
+    wper = per + (1 if l2 > 0 else 0)
+    inv_m = hp[4]
+    for l in range(H, -1, -1):
+        n_in, woff, boff = meta[l, 0], meta[l, 2], meta[l, 3]
+        nnz = acnt[l]
+        if l == H:
+            nrows = meta[l, 1]
+        else:
+            nrows = acnt[l + 1]
+        need_da = l > 0
+        if need_da:
+            for k in range(nnz):
+                dA2[k] = zero
+        for r in range(nrows):
+            if l == H:
+                j = r
+                dz = logits[r]
+            else:
+                j = aidx[l + 1, r]
+                dz = dA[r]
+                if mode == MODE_TRAIN:
+                    dirty[l * maxw + j] = 1
+            row = woff + j * n_in
+            if mode == MODE_TRAIN:
+                for k in range(nnz):
+                    wi = row + aidx[l, k]
+                    if need_da:
+                        dA2[k] += dz * W[wi]
+                    _update(W, VW, AW, wi, dz * aval[l, k], opt, lr, mu, l2, eps)
+                _update(B, VB, AB, boff + j, dz, opt, lr, mu, zero, eps)
+            else:
+                for k in range(nnz):
+                    wi = row + aidx[l, k]
+                    if need_da:
+                        dA2[k] += dz * W[wi]
+                    GW[wi] += dz * aval[l, k] * inv_m
+                GB[boff + j] += dz * inv_m
+        m_bwd += nrows * nnz * (2 if need_da else 1)
+        m_upd += nrows * nnz * wper + nrows * per
+        if need_da:
+            for k in range(nnz):
+                dA[k] = dA2[k]
+    if mode == MODE_TRAIN:
+        cnt[F_BWD] += m_bwd
+        cnt[F_UPD] += m_upd
+    return loss, active, padded
+
+
+@njit(cache=True)
+def _scratch(meta, ip, dtype_probe):
+    H = meta.shape[0] - 1
+    maxw = ip[8]
+    KL = ip[0] * ip[1]
+    maxdp = 1
+    for l in range(H):
+        if meta[l, 5] + 1 > maxdp:
+            maxdp = meta[l, 5] + 1
+    n_cls = meta[H, 1]
+    aidx = np.zeros((H + 1, maxw), np.int32)
+    aval = np.zeros((H + 1, maxw), dtype_probe.dtype)
+    acnt = np.zeros(H + 1, np.int64)
+    sel = np.zeros((max(H, 1), maxw), np.int32)
+    selcnt = np.zeros(max(H, 1), np.int64)
+    counts = np.zeros(maxw, np.int32)
+    touched = np.zeros(maxw, np.int32)
+    hist = np.zeros(ip[1] + 2, np.int64)
+    acc = np.zeros(KL, dtype_probe.dtype)
+    pooled = np.zeros(maxdp, dtype_probe.dtype)
+    logits = np.zeros(n_cls, dtype_probe.dtype)
+    dA = np.zeros(maxw, dtype_probe.dtype)
+    dA2 = np.zeros(maxw, dtype_probe.dtype)
+    return aidx, aval, acnt, sel, selcnt, counts, touched, hist, acc, pooled, logits, dA, dA2
+
+
+@njit(cache=True, parallel=True)
+def train_segment(X, y, order, meta, ip, hp, W, B, VW, AW, VB, AB, P, tab, tsize, dirty,
+                  seeds, n_chunks, st_cnt, st_loss, st_active, st_pad, rec_sets, rec_n,
+                  record):
+    """Hogwild: chunk c of ``order`` is trained by one thread, example by example, all
+    threads writing the shared weights without locks. Stats go to row c of st_*."""
+    n = order.shape[0]
+    for c in prange(n_chunks):
+        lo = (n * c) // n_chunks
+        hi = (n * (c + 1)) // n_chunks
+        (aidx, aval, acnt, sel, selcnt, counts, touched, hist, acc, pooled, logits, dA,
+         dA2) = _scratch(meta, ip, W[:1])
+        state = np.empty(1, np.uint64)
+        state[0] = seeds[c]
+        cnt = np.zeros(5, np.int64)
+        loss_sum = 0.0
+        act = 0
+        pad = 0
+        for e in range(lo, hi):
+            ex = order[e]
+            rr = e if record else -1
+            loss, a, p = _example(MODE_TRAIN, X[ex], y[ex], meta, ip, hp, W, B, VW, AW, VB,
+                                  AB, W[:0], B[:0], P, tab, tsize, dirty, aidx, aval,
+                                  acnt, sel, selcnt, counts, touched, hist, acc, pooled,
+                                  logits, dA, dA2, cnt, state, rec_sets, rec_n, rr)
+            loss_sum += loss
+            act += a
+            pad += p
+        for q in range(5):
+            st_cnt[c, q] += cnt[q]
+        st_loss[c] += loss_sum
+        st_active[c] += act
+        st_pad[c] += pad
+
+
+@njit(cache=True, parallel=True)
+def infer(X, meta, ip, hp, W, B, P, tab, tsize, seeds, n_chunks, out, st_cnt, rec_sets,
+          rec_n, record):
+    """Sparse inference (through the tables) of every row of X into ``out`` (logits)."""
+    n = X.shape[0]
+    for c in prange(n_chunks):
+        lo = (n * c) // n_chunks
+        hi = (n * (c + 1)) // n_chunks
+        (aidx, aval, acnt, sel, selcnt, counts, touched, hist, acc, pooled, logits, dA,
+         dA2) = _scratch(meta, ip, W[:1])
+        state = np.empty(1, np.uint64)
+        state[0] = seeds[c]
+        cnt = np.zeros(5, np.int64)
+        dirty = np.zeros(1, np.uint8)
+        for e in range(lo, hi):
+            rr = e if record else -1
+            _example(MODE_INFER, X[e], 0, meta, ip, hp, W, B, W[:0], W[:0], B[:0], B[:0],
+                     W[:0], B[:0], P, tab, tsize, dirty, aidx, aval, acnt, sel, selcnt,
+                     counts, touched, hist, acc, pooled, logits, dA, dA2, cnt, state,
+                     rec_sets, rec_n, rr)
+            for q in range(logits.shape[0]):
+                out[e, q] = logits[q]
+        for q in range(5):
+            st_cnt[c, q] += cnt[q]
+
+
+@njit(cache=True)
+def grad_batch(X, y, meta, ip, hp, W, B, GW, GB, P, tab, tsize, seed):
+    """Mean loss and gradients (into GW, GB) of a batch, each example's computed exactly as
+    a training step computes it (same active sets), with no update. Sequential."""
+    (aidx, aval, acnt, sel, selcnt, counts, touched, hist, acc, pooled, logits, dA,
+     dA2) = _scratch(meta, ip, W[:1])
+    state = np.empty(1, np.uint64)
+    state[0] = seed
+    cnt = np.zeros(5, np.int64)
+    dirty = np.zeros(1, np.uint8)
+    rec_sets = np.zeros((1, 1, 1), np.int32)
+    rec_n = np.zeros((1, 1), np.int32)
+    loss_sum = 0.0
+    for e in range(X.shape[0]):
+        loss, a, p = _example(MODE_GRAD, X[e], y[e], meta, ip, hp, W, B, W[:0], W[:0],
+                              B[:0], B[:0], GW, GB, P, tab, tsize, dirty, aidx, aval, acnt,
+                              sel, selcnt, counts, touched, hist, acc, pooled, logits, dA,
+                              dA2, cnt, state, rec_sets, rec_n, -1)
+        loss_sum += loss
+    return loss_sum / max(X.shape[0], 1)

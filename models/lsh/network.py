@@ -1,0 +1,351 @@
+"""The LSH-sparse network (model name ``"lsh"``): the paper's method, done with care.
+
+Per example and hidden layer: hash the layer's input (its non-zero entries only), probe
+the L tables, pick the active set (top-k by collision count, threshold or union, capped at
+ceil(active_fraction * width)), compute only active neurons from only the non-zero inputs,
+and back-propagate only through active neurons with positive output. Updates touch only
+weights that have a gradient: rows of active neurons with positive output, columns of
+non-zero inputs (plus the dense softmax layer's columns of non-zero inputs), with
+models.optim's rules and costs applied lazily: untouched weights keep their velocity and
+receive no L2 decay until they are touched again (as lazy/sparse Adam does).
+
+Training runs through ``kernels.train_segment``: the epoch's examples between two table
+rebuilds form one segment, split into ``threads`` chunks trained concurrently without
+locks (Hogwild). With threads=1 everything is sequential and bit-for-bit reproducible.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import numba
+import numpy as np
+
+from models.base import EpochStats, Model, MultCounts, softmax_xent
+from models.lsh import kernels
+from models.lsh.config import LSHConfig
+from models.lsh.hashing import HashFamily, make_family
+from models.lsh.tables import HashTables
+from models.optim import ADAGRAD_EPS, OPTIMIZERS
+from models.registry import register
+
+log = logging.getLogger(__name__)
+
+_SEL_CODES = {"topk": 0, "threshold": 1, "union": 2}
+_OVERFLOW_CODES = {"reservoir": 0, "fifo": 1}
+_AUX_SEED = 0x5EED_1F5  # fixed stream for inference and loss_and_grads: they never touch rng_
+_RECALL_SAMPLES = 256
+
+
+@register
+class LSHNet(Model):
+    name = "lsh"
+    config_class = LSHConfig
+    config: LSHConfig
+
+    def __init__(self, config: LSHConfig) -> None:
+        super().__init__(config)
+        cfg = config
+        sizes = cfg.layer_sizes
+        D = len(sizes) - 1
+        H = D - 1
+        dt = self.dtype_
+        # One flat buffer per kind of parameter; weights_[l] / biases_[l] are views of it,
+        # so set_params and the kernels see the same memory.
+        self._W = np.concatenate([w.ravel() for w in self.weights_]).astype(dt)
+        self._B = np.concatenate(self.biases_).astype(dt)
+        woff = np.cumsum([0] + [w.size for w in self.weights_])
+        boff = np.cumsum([0] + [b.size for b in self.biases_])
+        self.weights_ = [self._W[woff[i] : woff[i + 1]].reshape(sizes[i + 1], sizes[i])
+                         for i in range(D)]
+        self.biases_ = [self._B[boff[i] : boff[i + 1]] for i in range(D)]
+        opt = cfg.optimizer
+        self._VW = np.zeros_like(self._W) if opt != "sgd" else np.zeros(1, dt)
+        self._VB = np.zeros_like(self._B) if opt != "sgd" else np.zeros(1, dt)
+        self._AW = np.zeros_like(self._W) if opt == "adagrad_momentum" else np.zeros(1, dt)
+        self._AB = np.zeros_like(self._B) if opt == "adagrad_momentum" else np.zeros(1, dt)
+
+        pools = [cfg.pool_input] + [cfg.pool_hidden] * (H - 1)
+        self.families_: list[HashFamily] = [
+            make_family(cfg.hash_family, sizes[i], pools[i], cfg.K, cfg.L, self.rng_, dt)
+            for i in range(H)
+        ]
+        self.caps_ = [max(1, math.ceil(cfg.active_fraction * h - 1e-9)) for h in cfg.hidden]
+        KL = cfg.K * cfg.L
+        meta = np.zeros((D, 8), np.int64)
+        poff = 0
+        pblocks = []
+        for i in range(D):
+            meta[i, :4] = (sizes[i], sizes[i + 1], woff[i], boff[i])
+            if i < H:
+                fam = self.families_[i]
+                meta[i, 4:] = (fam.pool, fam.dp, poff, self.caps_[i])
+                pblocks.append(fam.query_matrix().ravel())
+                poff += (fam.dp + 1) * KL
+        self._meta = meta
+        self._P = np.concatenate(pblocks).astype(dt) if pblocks else np.zeros(1, dt)
+        self._maxw = int(max(sizes[:-1]))
+        self._ip = np.array(
+            [cfg.K, cfg.L, cfg.bucket_capacity, _SEL_CODES[cfg.selection], cfg.min_count,
+             int(cfg.pad_random), OPTIMIZERS.index(opt), _OVERFLOW_CODES[cfg.overflow],
+             self._maxw, H], np.int64)
+        self._hp = np.array([cfg.lr, cfg.momentum, cfg.l2, ADAGRAD_EPS, 1.0], dt)
+        self.tables_ = HashTables(list(cfg.hidden), cfg.K, cfg.L, cfg.bucket_capacity,
+                                  self._ip)
+        self._dirty = np.zeros(H * self._maxw, np.uint8)
+        self._table_seed = int(self.rng_.integers(0, 2**62))
+        # schedule state
+        self._since_rebuild = 0
+        self._n_rebuilds = 0
+        # what describe() and tests read
+        self.record_active = False  # tests: keep each example's active sets
+        self.last_order_: np.ndarray | None = None
+        self.last_active_: tuple[np.ndarray, np.ndarray] | None = None
+        self._recall_X: np.ndarray | None = None
+        self._pad_events = 0
+        self._selections = 0
+
+    # -- tables ---------------------------------------------------------------------------
+    def _ensure_tables(self) -> int:
+        if self.tables_.built:
+            return 0
+        return self._rebuild(full=True)
+
+    def _rebuild(self, full: bool) -> int:
+        dirty = None if (full or not self.config.rehash_changed_only) else self._dirty
+        seed = self._table_seed + 7919 * (self.tables_.n_full + self.tables_.n_incremental)
+        m = self.tables_.update(self.families_, self.weights_, self.biases_, dirty, seed)
+        if dirty is None:
+            self._dirty[:] = 0
+        return m
+
+    def _interval(self, epoch: int, n: int) -> float:
+        cfg = self.config
+        if cfg.rebuild == "fixed":
+            return cfg.rebuild_interval
+        if cfg.rebuild == "decay":
+            return cfg.rebuild_interval * cfg.rebuild_growth**self._n_rebuilds
+        # "paper": the released driver's schedule, ten rebuilds an epoch in epochs 0-10
+        # and in the even epochs 12-18, none afterwards.
+        if epoch <= 10 or (12 <= epoch <= 18 and epoch % 2 == 0):
+            return max(1, math.ceil(n / 10))
+        return math.inf
+
+    def set_params(self, weights: list[np.ndarray], biases: list[np.ndarray]) -> None:
+        super().set_params(weights, biases)
+        self.tables_.built = False  # stale: rebuilt before the next use
+
+    # -- training -------------------------------------------------------------------------
+    def _threads(self) -> int:
+        t = self.config.threads
+        numba.set_num_threads(max(1, min(t, numba.config.NUMBA_NUM_THREADS)))
+        return t
+
+    def train_epoch(self, X: np.ndarray, y: np.ndarray) -> EpochStats:
+        X = self._as_input(X)
+        y = np.ascontiguousarray(y, dtype=np.int64)
+        n = X.shape[0]
+        T = self._threads()
+        counts = MultCounts()
+        counts.rebuild += self._ensure_tables()
+        order = self.rng_.permutation(n).astype(np.int64)
+        H = len(self.config.hidden)
+        if self.config.rebuild == "paper":
+            self._since_rebuild = 0
+        if self.record_active:
+            rec_sets = np.full((n, H, self._maxw), -1, np.int32)
+            rec_n = np.zeros((n, H), np.int32)
+        else:
+            rec_sets, rec_n = np.zeros((1, 1, 1), np.int32), np.zeros((1, 1), np.int32)
+        st_cnt = np.zeros((T, 5), np.int64)
+        st_loss = np.zeros(T)
+        st_active = np.zeros(T, np.int64)
+        st_pad = np.zeros(T, np.int64)
+        pos, n_rebuilds = 0, 0
+        while pos < n:
+            interval = self._interval(self.epochs_done_, n)
+            left = interval - self._since_rebuild
+            seg = int(min(n - pos, max(1, left)))
+            seeds = self.rng_.integers(0, 2**63, size=T, dtype=np.uint64)
+            rs, rn = (rec_sets[pos : pos + seg], rec_n[pos : pos + seg]) if \
+                self.record_active else (rec_sets, rec_n)
+            kernels.train_segment(X, y, order[pos : pos + seg], self._meta, self._ip,
+                                  self._hp, self._W, self._B, self._VW, self._AW, self._VB,
+                                  self._AB, self._P, self.tables_.tab, self.tables_.tsize,
+                                  self._dirty, seeds, T, st_cnt, st_loss, st_active, st_pad,
+                                  rs, rn, self.record_active)
+            pos += seg
+            self._since_rebuild += seg
+            if self._since_rebuild >= interval:
+                counts.rebuild += self._rebuild(full=False)
+                self._since_rebuild = 0
+                self._n_rebuilds += 1
+                n_rebuilds += 1
+        tot = st_cnt.sum(axis=0)
+        counts.forward += int(tot[0])
+        counts.backward += int(tot[1])
+        counts.update += int(tot[2])
+        counts.hashing += int(tot[3])
+        self.mults_ = self.mults_ + counts
+        self.epochs_done_ += 1
+        if self.record_active:
+            self.last_order_ = order
+            self.last_active_ = (rec_sets, rec_n)
+        self._recall_X = X[order[: min(n, _RECALL_SAMPLES)]].copy()
+        active = int(st_active.sum())
+        pads = int(st_pad.sum())
+        self._pad_events += pads
+        self._selections += n * H
+        frac = active / max(n * sum(self.config.hidden), 1)
+        return EpochStats(
+            n_examples=n,
+            loss=float(st_loss.sum()) / max(n, 1),
+            mults=counts,
+            active_fraction=frac,
+            computed_fraction=frac,
+            extra={
+                "rebuilds": n_rebuilds,
+                "padded_selection_fraction": pads / max(n * H, 1),
+                "threads": T,
+            },
+        )
+
+    # -- inference and gradients ----------------------------------------------------------
+    def _sparse_forward(self, X: np.ndarray, record: bool, seed: int):  # type: ignore[no-untyped-def]
+        T = self._threads()
+        n, H = X.shape[0], len(self.config.hidden)
+        out = np.zeros((n, self.config.n_classes), self.dtype_)
+        st_cnt = np.zeros((T, 5), np.int64)
+        if record:
+            rec_sets = np.full((n, H, self._maxw), -1, np.int32)
+            rec_n = np.zeros((n, H), np.int32)
+        else:
+            rec_sets, rec_n = np.zeros((1, 1, 1), np.int32), np.zeros((1, 1), np.int32)
+        seeds = (np.arange(T, dtype=np.uint64) * np.uint64(1_000_003)
+                 + np.uint64(seed & (2**63 - 1)))
+        kernels.infer(X, self._meta, self._ip, self._hp, self._W, self._B, self._P,
+                      self.tables_.tab, self.tables_.tsize, seeds, T, out, st_cnt, rec_sets,
+                      rec_n, record)
+        return out, int(st_cnt[:, 0].sum() + st_cnt[:, 3].sum()), rec_sets, rec_n
+
+    def predict_scores(self, X: np.ndarray) -> np.ndarray:
+        X = self._as_input(X)
+        if self.config.inference == "dense":
+            A = X
+            mults = 0
+            for layer, (W, b) in enumerate(self.params()):
+                Z = A @ W.T
+                Z += b
+                mults += X.shape[0] * W.shape[0] * W.shape[1]
+                A = np.maximum(Z, 0) if layer < len(self.weights_) - 1 else Z
+            self.mults_.inference += mults
+            return A
+        self.mults_.inference += self._ensure_tables()
+        out, mults, _, _ = self._sparse_forward(X, False, self.config.seed ^ _AUX_SEED)
+        self.mults_.inference += mults
+        return out
+
+    def loss_and_grads(self, X, y):  # type: ignore[no-untyped-def]
+        X = self._as_input(X)
+        y = np.ascontiguousarray(y, dtype=np.int64)
+        self._ensure_tables()
+        GW = np.zeros_like(self._W)
+        GB = np.zeros_like(self._B)
+        hp = self._hp.copy()
+        hp[4] = 1.0 / max(X.shape[0], 1)
+        loss = kernels.grad_batch(X, y, self._meta, self._ip, hp, self._W, self._B, GW, GB,
+                                  self._P, self.tables_.tab, self.tables_.tsize,
+                                  np.uint64(self.config.seed ^ _AUX_SEED))
+        sizes = self.config.layer_sizes
+        gw, gb, wo, bo = [], [], 0, 0
+        for i in range(len(sizes) - 1):
+            gw.append(GW[wo : wo + sizes[i] * sizes[i + 1]].reshape(sizes[i + 1], sizes[i]))
+            gb.append(GB[bo : bo + sizes[i + 1]])
+            wo += sizes[i] * sizes[i + 1]
+            bo += sizes[i + 1]
+        return float(loss), gw, gb
+
+    # -- diagnostics ----------------------------------------------------------------------
+    def active_sets(self, X: np.ndarray) -> list[list[np.ndarray]]:
+        """Per example, per hidden layer: the active set inference selects (no counting)."""
+        X = self._as_input(X)
+        self._ensure_tables()
+        _, _, rec_sets, rec_n = self._sparse_forward(X, True, self.config.seed ^ _AUX_SEED)
+        return [[rec_sets[e, h, : rec_n[e, h]].copy() for h in range(rec_n.shape[1])]
+                for e in range(X.shape[0])]
+
+    def retrieval_recall(self, X: np.ndarray, n_samples: int = 256, seed: int = 0
+                         ) -> dict[str, float]:
+        """Recall of the hashed active set against the exact top-cap neurons by
+        pre-activation, per hidden layer, on ``n_samples`` rows of X drawn with ``seed``.
+        Each layer's input is what the sparse network actually feeds it. Diagnostic:
+        its multiplications are not counted."""
+        X = self._as_input(X)
+        rng = np.random.default_rng(seed)
+        rows = rng.choice(X.shape[0], size=min(n_samples, X.shape[0]), replace=False)
+        Xs = X[np.sort(rows)]
+        sets = self.active_sets(Xs)
+        H = len(self.config.hidden)
+        hits = np.zeros(H)
+        for e in range(Xs.shape[0]):
+            a = Xs[e].astype(np.float64)
+            for h in range(H):
+                z = self.weights_[h].astype(np.float64) @ a + self.biases_[h]
+                cap = self.caps_[h]
+                top = np.argpartition(-z, cap - 1)[:cap] if cap < z.size else np.arange(z.size)
+                S = sets[e][h]
+                hits[h] += np.intersect1d(S, top).size / cap
+                a = np.zeros_like(z)
+                a[S] = np.maximum(z[S], 0)
+        res = {f"layer_{h}": float(hits[h] / max(Xs.shape[0], 1)) for h in range(H)}
+        res["mean"] = float(np.mean(list(res.values()))) if H else 0.0
+        return res
+
+    def describe(self) -> dict[str, Any]:
+        cfg = self.config
+        d = super().describe()
+        d.update({
+            "active_caps": list(self.caps_),
+            "hash_families": [f.describe() for f in self.families_],
+            "projection_bytes": int(self._P.nbytes),
+            "optimizer_state_bytes": int(self._VW.nbytes + self._AW.nbytes
+                                         + self._VB.nbytes + self._AB.nbytes),
+            "padded_selection_fraction": self._pad_events / max(self._selections, 1),
+            "rebuild_schedule": cfg.rebuild,
+            "threading_layer": _threading_layer(),
+        })
+        d.update(self.tables_.describe())
+        if self._recall_X is not None and self.tables_.built:
+            d["retrieval_recall"] = self.retrieval_recall(self._recall_X, _RECALL_SAMPLES, 0)
+        return d
+
+    # -- compilation ----------------------------------------------------------------------
+    def warmup(self) -> None:
+        """Compile every kernel on a tiny copy of this model's kind (own config, own
+        state), so nothing of this model changes."""
+        cfg = self.config
+        tiny = cfg.replace(n_inputs=6, n_classes=2, hidden=(4, 3), K=2, L=2, seed=0,
+                           pool_input=min(cfg.pool_input, 2),
+                           pool_hidden=min(cfg.pool_hidden, 2), min_count=1,
+                           rebuild_interval=3, active_fraction=0.5)
+        net = LSHNet(tiny)
+        rng = np.random.default_rng(0)
+        X = rng.random((8, 6)).astype(self.dtype_)
+        y = np.arange(8) % 2
+        net.record_active = True
+        net.train_epoch(X, y)
+        net.record_active = False
+        net.train_epoch(X, y)
+        net.predict_scores(X)
+        net.loss_and_grads(X[:2], y[:2])
+        net.active_sets(X[:2])
+        softmax_xent(np.zeros((1, 2), self.dtype_), np.zeros(1, np.int64))
+
+
+def _threading_layer() -> str:
+    try:
+        return str(numba.threading_layer())
+    except ValueError:  # no parallel kernel has run yet
+        return "not initialised"

@@ -1,0 +1,93 @@
+"""The hash tables of every hidden layer, in flat numba-friendly arrays, and their upkeep.
+
+Storage: ``tab`` int32 (H, L, 2^K, C) of neuron ids, ``tsize`` int32 (H, L, 2^K) slots in
+use, ``tseen`` int64 (H, L, 2^K) neurons offered to the bucket since it was last cleared.
+Memory is fixed at construction: H*L*2^K*(4C + 12) bytes, plus each layer's last codes
+(n_out x L int32) for incremental rehashing.
+
+Overflow (a bucket offered more than C neurons): ``reservoir`` keeps a uniform sample of
+what arrived (each with probability C/seen); ``fifo`` keeps the C most recent arrivals.
+Overflow counts are reported by ``describe()``.
+
+Upkeep: a full rebuild re-projects every neuron with the same projections and refills the
+layer's tables; an incremental rehash re-projects only the neurons marked dirty (their
+weights changed since the last upkeep) and moves those whose code changed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from models.lsh import kernels
+from models.lsh.hashing import HashFamily
+
+
+class HashTables:
+    def __init__(self, n_out: list[int], K: int, L: int, capacity: int, ip: np.ndarray
+                 ) -> None:
+        self.K, self.L, self.C = K, L, capacity
+        self.ip = ip
+        H, nb = len(n_out), 1 << K
+        self.n_out = n_out
+        self.tab = np.zeros(H * L * nb * capacity, np.int32)
+        self.tsize = np.zeros(H * L * nb, np.int32)
+        self.tseen = np.zeros(H * L * nb, np.int64)
+        self.codes = [np.zeros((n, L), np.int32) for n in n_out]
+        self.built = False
+        self.n_full = 0
+        self.n_incremental = 0
+        self.neurons_rehashed = 0
+
+    def update(self, families: list[HashFamily], weights: list[np.ndarray],
+               biases: list[np.ndarray], dirty: np.ndarray | None, seed: int) -> int:
+        """Full rebuild (``dirty`` None or tables not yet built) or incremental rehash of
+        the dirty neurons; returns the multiplications spent (all in the projections)."""
+        full = dirty is None or not self.built
+        mults = 0
+        maxw = int(self.ip[8])
+        for layer, fam in enumerate(families):
+            W, b = weights[layer], biases[layer]
+            if full:
+                rows = np.arange(W.shape[0], dtype=np.int64)
+            else:
+                flags = dirty[layer * maxw : layer * maxw + W.shape[0]]
+                rows = np.flatnonzero(flags).astype(np.int64)
+                if rows.size == 0:
+                    continue
+            proj, m = fam.neuron_projections(W[rows] if not full else W,
+                                             b[rows] if not full else b, full)
+            mults += m
+            codes = kernels.pack_codes(np.ascontiguousarray(proj), self.K, self.L)
+            kernels.table_update(self.tab, self.tsize, self.tseen, self.codes[layer],
+                                 codes, rows, layer, self.ip, full, np.uint64(seed + layer))
+            self.neurons_rehashed += rows.size
+        if dirty is not None:
+            dirty[:] = 0
+        if full:
+            self.n_full += 1
+        else:
+            self.n_incremental += 1
+        self.built = True
+        return mults
+
+    def nbytes(self) -> int:
+        return int(self.tab.nbytes + self.tsize.nbytes + self.tseen.nbytes
+                   + sum(c.nbytes for c in self.codes))
+
+    def describe(self) -> dict:
+        nb = 1 << self.K
+        H = len(self.n_out)
+        size = self.tsize.reshape(H, self.L, nb)
+        seen = self.tseen.reshape(H, self.L, nb)
+        return {
+            "table_bytes": self.nbytes(),
+            "buckets_per_table": nb,
+            "bucket_capacity": self.C,
+            "empty_bucket_fraction": [float(np.mean(size[h] == 0)) for h in range(H)],
+            "mean_bucket_fill": [float(np.mean(size[h])) for h in range(H)],
+            "max_bucket_seen": [int(seen[h].max(initial=0)) for h in range(H)],
+            "overflowed_buckets": [int(np.sum(seen[h] > self.C)) for h in range(H)],
+            "full_rebuilds": self.n_full,
+            "incremental_rehashes": self.n_incremental,
+            "neurons_rehashed": int(self.neurons_rehashed),
+        }
