@@ -1,39 +1,60 @@
-"""The paper's workloads behind one entry point: ``load(name, split, ...) -> (X, y)``.
+"""The paper's workloads, offline, behind one entry point.
 
-X is float32 of shape (n, n_features); y is int64 class labels 0..n_classes-1.
+>>> from harness import datasets
+>>> X, y = datasets.load("convex", "train", n=1000, seed=0)
+
+``load(name, split, *, n=None, data_dir=None, seed=0, cache_dir=None)`` returns X float32 of
+shape (n, n_features) and y int64 labels 0..n_classes-1. Value ranges: [0, 1] for every image
+set except smallNORB, which is in [-1, 1] (``info(name)["value_range"]``).
+
+Names: "digits", "mnist", "fashion-mnist", "mnist-5k", "mnist-auto" (= ``resolve_mnist``),
+"mnist8m" (or "mnist8m-k<N>" for N deformed copies per digit), "smallnorb", "convex",
+"rectangles", "rectangles-images". ``available()`` says which this machine can load and why
+not; ``info(name)`` gives features, classes, value range, the paper's split sizes, the source
+and every choice a generator makes.
+
+``n`` takes a class-stratified subset drawn from ``seed``. ``seed`` also fixes everything random
+about the data itself: generated sets, the mnist-5k train/test split, which 20,000 smallNORB
+training pairs are used, and the MNIST8M deformations. Generated and parsed sets are cached as
+``.npz`` (see ``harness.datasets.cache``: ``cache_dir`` or ``$HASHSPARSE_CACHE_DIR``).
 """
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
+from harness.datasets.mnist import resolve_mnist
+from harness.datasets.registry import Availability, DatasetInfo, available, canonical, info, names
+from harness.datasets.registry import loader as _loader
+from harness.datasets.stats import class_summary
 from harness.errors import DataError
 
-
-def _digits(split: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's 1,797 8x8 digits, pixels scaled to [0, 1]; a fixed seeded 75/25 split."""
-    from sklearn.datasets import load_digits
-
-    X, y = load_digits(return_X_y=True)
-    order = np.random.default_rng(12345).permutation(len(y))
-    cut = int(0.75 * len(y))
-    idx = order[:cut] if split == "train" else order[cut:]
-    return (X[idx] / 16.0).astype(np.float32), y[idx].astype(np.int64)
-
-
-_LOADERS = {"digits": _digits}
+__all__ = [
+    "Availability",
+    "DatasetInfo",
+    "available",
+    "class_summary",
+    "info",
+    "load",
+    "names",
+    "resolve_mnist",
+]
 
 
-def names() -> list[str]:
-    return sorted(_LOADERS)
-
-
-def load(name: str, split: str, *, n: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    if name not in _LOADERS:
-        raise DataError(f"unknown dataset {name!r}; choose one of {names()}")
+def load(
+    name: str,
+    split: str,
+    *,
+    n: int | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    seed: int = 0,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(X float32 (n, n_features), y int64 (n,)) of ``split`` ("train" or "test")."""
     if split not in ("train", "test"):
         raise DataError(f"unknown split {split!r}; use 'train' or 'test'")
-    X, y = _LOADERS[name](split, seed)
-    if n is not None:
-        X, y = X[:n], y[:n]
-    return X, y
+    real = canonical(name, data_dir)
+    X, y = _loader(real)(split, n, data_dir, seed, cache_dir)
+    return np.ascontiguousarray(X, dtype=np.float32), np.ascontiguousarray(y, dtype=np.int64)
