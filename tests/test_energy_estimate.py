@@ -15,6 +15,7 @@ from harness.energy import (
     totals_by_mode,
 )
 from harness.energy.estimate import cpu_power_per_logical_cpu
+from harness.errors import MeterError
 
 
 def test_operation_energy_fp32_mac_default():
@@ -43,7 +44,7 @@ def test_cpu_power_sources():
     assert w == pytest.approx(280 / 128) and "TDP 280 W" in how
     w, how = cpu_power_per_logical_cpu(2.5, "AMD EPYC 7763 64-Core Processor")
     assert w == 2.5 and "user-set" in how
-    with pytest.raises(ValueError):
+    with pytest.raises(MeterError, match="cpu_power_w"):
         cpu_power_per_logical_cpu(0.0, None)
 
 

@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from harness.energy.base import EnergyReading, Meter
+from harness.errors import MeterError
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def cpu_power_per_logical_cpu(
     """(watts per logical CPU, how that number was obtained) for the CPU-time model."""
     if cpu_power_w is not None:
         if not cpu_power_w > 0:
-            raise ValueError(f"cpu_power_w must be > 0 W per logical CPU, got {cpu_power_w!r}")
+            raise MeterError(f"bad cpu_power_w={cpu_power_w!r}: must be watts per logical CPU, > 0")
         return float(cpu_power_w), f"{float(cpu_power_w)} W/logical CPU, user-set"
     if cpu_model:
         for fragment, (tdp_w, threads) in TDP_TABLE.items():
