@@ -61,8 +61,9 @@ class LSHConfig(NetConfig):
                f"one of {OVERFLOW_POLICIES}")
         _check(self.selection in SELECTIONS, "selection", self.selection,
                f"one of {SELECTIONS}")
-        _check(1 <= self.min_count <= self.L, "min_count", self.min_count,
-               f"an integer in [1, L={self.L}]")
+        top = self.L if self.selection == "threshold" else 2**31
+        _check(1 <= self.min_count <= top, "min_count", self.min_count,
+               f"an integer in [1, L={self.L}] (a count of tables)")
         _check(self.rebuild in REBUILD_SCHEDULES, "rebuild", self.rebuild,
                f"one of {REBUILD_SCHEDULES}")
         _check(self.rebuild_interval >= 1, "rebuild_interval", self.rebuild_interval,
