@@ -20,6 +20,25 @@ log = logging.getLogger(__name__)
 SOURCE = "pyrapl"
 
 
+def _import_pyrapl() -> ModuleType:
+    """Import pyRAPL without letting it configure the root logger.
+
+    Its import calls ``logging.warning`` about an optional MongoDB output, which would install
+    a stderr handler on the root logger of whatever program imports it.
+    """
+    root = logging.getLogger()
+    guard = None
+    if not root.handlers:
+        guard = logging.NullHandler()
+        root.addHandler(guard)
+    try:
+        import pyRAPL
+    finally:
+        if guard is not None:
+            root.removeHandler(guard)
+    return pyRAPL
+
+
 class PyRaplMeter(Meter):
     """Package and DRAM energy per socket through pyRAPL's ``Measurement``."""
 
@@ -35,9 +54,7 @@ class PyRaplMeter(Meter):
         self._pyrapl: Any = module
         if self._pyrapl is None:
             try:
-                import pyRAPL
-
-                self._pyrapl = pyRAPL
+                self._pyrapl = _import_pyrapl()
             except Exception as exc:  # ImportError, or its own import-time failures
                 self._problem = f"pyRAPL not importable ({exc}); pip install pyRAPL"
                 return
