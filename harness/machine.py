@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -124,8 +125,8 @@ def gpus() -> dict[str, Any] | None:
                     {
                         "index": i,
                         "name": nv.name(i),
-                        "memory_bytes": _safe("gpu memory", lambda i=i: nv.memory_total_bytes(i)),
-                        "mig": _safe("gpu mig", lambda i=i: nv.mig_enabled(i)),
+                        "memory_bytes": _safe("gpu memory", partial(nv.memory_total_bytes, i)),
+                        "mig": _safe("gpu mig", partial(nv.mig_enabled, i)),
                     }
                 )
             return {"driver": _safe("gpu driver", nv.driver_version), "devices": devices}
@@ -171,11 +172,12 @@ def blas() -> list[dict[str, Any]] | None:
 def numba_info() -> dict[str, Any] | None:
     def query() -> dict[str, Any]:
         import numba
+        from numba.core import config
 
         info: dict[str, Any] = {
             "version": numba.__version__,
-            "threading_layer_config": numba.config.THREADING_LAYER,
-            "num_threads": numba.config.NUMBA_NUM_THREADS,
+            "threading_layer_config": config.THREADING_LAYER,  # type: ignore[attr-defined]
+            "num_threads": config.NUMBA_NUM_THREADS,  # type: ignore[attr-defined]
         }
         try:  # only known once a parallel kernel has run in this process
             info["threading_layer"] = numba.threading_layer()
@@ -189,7 +191,7 @@ def numba_info() -> dict[str, Any] | None:
 def library_versions() -> dict[str, str]:
     out = {}
     for name in LIBRARIES:
-        version = _safe(name, lambda name=name: importlib.metadata.version(name))
+        version = _safe(name, partial(importlib.metadata.version, name))
         if version:
             out[name] = version
     return out

@@ -20,6 +20,8 @@ def test_fingerprint_has_the_basics():
     assert fp["cpu"]["logical_cores"] >= 1
     assert fp["python"].count(".") == 2
     assert "numpy" in fp["libraries"]
+    assert fp["numba"]["version"] and fp["numba"]["num_threads"] >= 1
+    assert fp["blas"] and all("internal_api" in pool for pool in fp["blas"])
     json.dumps(fp)  # plain data, storable in a result record
 
 
