@@ -57,7 +57,7 @@ def measure(meters: Sequence[Meter], sync: Callable[[], None] | None = None) -> 
     window = Window()
     if sync is not None:
         sync()
-    starts = [m.begin() for m in meters]
+    starts = [_begin(m) for m in meters]
     cpu0 = time.process_time()
     wall0 = time.perf_counter()
     try:
@@ -68,17 +68,35 @@ def measure(meters: Sequence[Meter], sync: Callable[[], None] | None = None) -> 
         window.wall_s = time.perf_counter() - wall0
         window.cpu_s = time.process_time() - cpu0
         for meter, start in zip(meters, starts, strict=True):
-            try:
-                window.readings.extend(meter.end(start))
-            except Exception as exc:  # a meter must never lose the run's result
-                log.warning("meter %s failed at window end: %s", meter.name, exc)
-                window.readings.extend(
-                    EnergyReading.unavailable(d, meter.source, f"meter failed: {exc}")
-                    for d in meter.domains
-                )
+            window.readings.extend(_end(meter, start))
         window.warnings = short_window_warnings(window, meters)
         for w in window.warnings:
             log.warning(w)
+
+
+class _FailedStart:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _begin(meter: Meter) -> Any:
+    try:
+        return meter.begin()
+    except Exception as exc:  # a meter must never cost the run its result
+        log.warning("meter %s failed at window start: %s", meter.name, exc)
+        return _FailedStart(exc)
+
+
+def _end(meter: Meter, start: Any) -> list[EnergyReading]:
+    if isinstance(start, _FailedStart):
+        problem = f"meter failed at window start: {start.error}"
+    else:
+        try:
+            return meter.end(start)
+        except Exception as exc:
+            log.warning("meter %s failed at window end: %s", meter.name, exc)
+            problem = f"meter failed at window end: {exc}"
+    return [EnergyReading.unavailable(d, meter.source, problem) for d in meter.domains]
 
 
 def short_window_warnings(window: Window, meters: Sequence[Meter]) -> list[str]:

@@ -82,10 +82,17 @@ def test_failing_meter_becomes_unavailable_not_crash():
         def end(self, start: Any) -> list[EnergyReading]:
             raise OSError("device vanished")
 
-    with measure([Broken()]) as w:
+    class BrokenStart(ScriptedMeter):
+        def begin(self) -> Any:
+            raise RuntimeError("driver gone")
+
+    with measure([Broken(), BrokenStart(domain="gpu-0"), ScriptedMeter(domain="x")]) as w:
         pass
-    (r,) = w.readings
-    assert r.mode == "unavailable" and r.energy_j is None and "device vanished" in r.reason
+    broken, broken_start, fine = w.readings
+    assert broken.mode == "unavailable" and broken.energy_j is None
+    assert "window end: device vanished" in broken.reason
+    assert broken_start.domain == "gpu-0" and "window start: driver gone" in broken_start.reason
+    assert fine.mode == "measured" and fine.energy_j == 0.0
 
 
 def test_short_window_warning_names_fix(caplog):
