@@ -170,6 +170,14 @@ def _patches(rng: np.random.Generator, m: int) -> np.ndarray:
 
 def generate_images(n: int, seed: int, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """``n`` rectangles-images examples: (images uint8 (n, 784), grey = value/255; labels)."""
+    X, y, _ = generate_images_with_masks(n, seed, split)
+    return X, y
+
+
+def generate_images_with_masks(
+    n: int, seed: int, split: str = "train"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """As ``generate_images``, plus the rectangle masks (n, 28, 28) bool, for checking."""
     rng = _rng(seed, split)
     y = balanced_labels(n, 2, rng)
     h, w = _sides(rng, y, IMAGE_SIDES, IMAGE_MIN_GAP, IMAGE_AREA)
@@ -180,4 +188,4 @@ def generate_images(n: int, seed: int, split: str = "train") -> tuple[np.ndarray
         (r >= top[:, None, None]) & (r < (top + h)[:, None, None])
         & (c >= left[:, None, None]) & (c < (left + w)[:, None, None])
     )
-    return np.where(inside, fg, bg).reshape(n, -1), y
+    return np.where(inside, fg, bg).reshape(n, -1), y, inside
