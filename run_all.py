@@ -102,6 +102,10 @@ def run(args: argparse.Namespace) -> Path:
         print(f"{len(summary.done)} runs done, {len(summary.skipped)} already stored, "
               f"{len(summary.failed)} failed in {time.perf_counter() - started:.1f} s; "
               f"results in {store.machine_dir}")
+        if summary.short_windows:
+            print(f"note: {summary.short_windows} measurement windows were shorter than their "
+                  "meter resolves well (listed under 'warnings' in the records); energy figures "
+                  "need longer runs, e.g. --profile quick")
         for cell_id, error in summary.failed:
             print(f"  failed: {cell_id}: {error}", file=sys.stderr)
     index = build_report([args.results, *args.compare], args.report)
@@ -113,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:  # each window's warnings are stored in its record and counted below
+        logging.getLogger("harness.measure").setLevel(logging.ERROR)
     import models
 
     try:

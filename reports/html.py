@@ -18,10 +18,9 @@ from reports.frame import Results, load_results
 
 log = logging.getLogger(__name__)
 
-_MACHINE_COLUMNS = [
-    "machine", "cpu.model", "cpu.logical_cores", "cpu.physical_cores", "memory_gib",
-    "gpu.0.name", "blas.library", "numba.threading_layer", "python", "git.commit",
-]
+# Fingerprint facts shown in the hardware table, by key prefix (flattened with dots).
+_MACHINE_PREFIXES = ("cpu.", "memory", "gpu", "blas", "numba.", "python", "git.commit",
+                     "libraries.numpy", "energy_meters.used")
 
 
 def build_report(results: list[Path] | Path, out_dir: Path,
@@ -86,8 +85,8 @@ def _machines(res: Results) -> pd.DataFrame:
     m = res.machines
     if m.empty:
         return m
-    cols = [c for c in _MACHINE_COLUMNS if c in m.columns]
-    return m[cols]
+    cols = [c for c in m.columns if c.startswith(_MACHINE_PREFIXES)]
+    return m.set_index("machine")[cols].T.rename_axis("fact").reset_index()
 
 
 def _energy_modes(res: Results) -> list[tuple[str, str]]:

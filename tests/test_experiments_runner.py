@@ -1,0 +1,110 @@
+"""Experiment grids and the runner: unique cells, the paper's rates, isolation of a crashing
+cell, resuming, and rerunning a corrupt record."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import models
+from harness.energy import CpuTimeEstimateMeter
+from harness.errors import UserError
+from harness.experiments import Cell, cells_for, paper_lr, profile
+from harness.runner import run_cells
+from harness.store import ResultStore
+from models.dense import DenseNet
+from models.registry import register
+
+
+@register
+class _ExplodingNet(DenseNet):
+    """Fails in its second epoch, like a model with a bug would."""
+
+    name = "test-exploding"
+
+    def train_epoch(self, X, y):
+        if self.epochs_done_ >= 1:
+            raise FloatingPointError("weights became NaN")
+        return super().train_epoch(X, y)
+
+
+def test_every_profile_has_unique_cell_ids():
+    for name in ("smoke", "quick", "paper"):
+        cells = cells_for(name, models.available())
+        ids = [c.cell_id for c in cells]
+        assert len(ids) == len(set(ids)), name
+        # Baselines with every node kept would duplicate the dense reference.
+        assert not [c for c in cells if c.model in ("dropout", "standout", "wta")
+                    and c.settings["active_fraction"] == 1.0]
+
+
+def test_paper_profile_follows_the_released_code():
+    cells = cells_for("paper", models.available(), ("fraction_sweep",))
+    assert {c.epochs for c in cells} == {25}
+    assert {c.settings["batch_size"] for c in cells} == {1}
+    assert {tuple(c.settings["hidden"]) for c in cells} == {(1000, 1000), (1000, 1000, 1000)}
+    assert paper_lr("mnist", 0.05) == 1e-2 and paper_lr("mnist", 0.5) == 5e-3
+    assert paper_lr("convex", 0.25) == 5e-3 and paper_lr("rectangles-images", 1.0) == 1e-3
+
+
+def test_unknown_profile_or_experiment_is_a_user_error():
+    with pytest.raises(UserError, match="unknown profile 'huge'"):
+        profile("huge")
+    with pytest.raises(UserError, match="unknown experiment"):
+        cells_for("smoke", ["dense"], ("figure9",))
+
+
+def _cell(model, epochs=2, seed=0):
+    settings = {"hidden": [16], "active_fraction": 1.0, "optimizer": "momentum", "lr": 0.05,
+                "batch_size": 16, "seed": seed}
+    return Cell("unit", "digits", model, settings, epochs, 300, 100)
+
+
+def test_a_crashing_cell_is_stored_as_failed_and_the_sweep_goes_on(tmp_path):
+    store = ResultStore(tmp_path, "m")
+    meters = [CpuTimeEstimateMeter(cpu_power_w=4.0)]
+    cells = [_cell("test-exploding"), _cell("dense")]
+    summary = run_cells(cells, store, meters, profile="unit", idle_s=0)
+    assert [cid for cid, _ in summary.failed] == [cells[0].cell_id]
+    assert "FloatingPointError: weights became NaN" in summary.failed[0][1]
+    bad = json.loads(store.cell_path("unit", cells[0].cell_id).read_text())
+    good = json.loads(store.cell_path("unit", cells[1].cell_id).read_text())
+    assert bad["status"] == "failed" and "Traceback" in bad["traceback"]
+    assert good["status"] == "ok" and len(good["epochs"]) == 2
+    assert good["dataset"]["n_train"] == 300 and good["dataset"]["n_features"] == 64
+    # Times, counts and a labelled estimate in every epoch.
+    ep = good["epochs"][0]
+    assert ep["wall_s"] > 0 and ep["mults"]["training"] > 0
+    assert ep["energy"][0]["mode"] == "estimated"
+    assert ep["op_energy"]["mode"] == "estimated"
+    # 4 W per logical CPU times the process's CPU seconds (the meter reads its own clock just
+    # outside the window's, so allow a few milliseconds of CPU time).
+    assert ep["energy"][0]["energy_j"] == pytest.approx(4.0 * ep["cpu_s"], abs=4.0 * 0.005)
+
+
+def test_resume_skips_finished_cells_and_reruns_failed_or_corrupt_ones(tmp_path):
+    store = ResultStore(tmp_path, "m")
+    meters = [CpuTimeEstimateMeter(cpu_power_w=4.0)]
+    cells = [_cell("dense", seed=s) for s in range(3)]
+    first = run_cells(cells, store, meters, profile="unit", idle_s=0)
+    assert len(first.done) == 3
+    before = store.cell_path("unit", cells[0].cell_id).read_text()
+    store.cell_path("unit", cells[1].cell_id).write_text("{ truncated")
+    second = run_cells(cells, store, meters, profile="unit", idle_s=0)
+    assert second.skipped == [cells[0].cell_id, cells[2].cell_id]
+    assert [p.stem for p in second.done] == [cells[1].cell_id]
+    assert store.cell_path("unit", cells[0].cell_id).read_text() == before
+    assert json.loads(store.cell_path("unit", cells[1].cell_id).read_text())["status"] == "ok"
+
+
+def test_same_cell_twice_gives_the_same_accuracy(tmp_path):
+    meters = [CpuTimeEstimateMeter(cpu_power_w=4.0)]
+    accs = []
+    for sub in ("a", "b"):
+        store = ResultStore(tmp_path / sub, "m")
+        run_cells([_cell("dense")], store, meters, profile="unit", idle_s=0)
+        rec = json.loads(store.cell_path("unit", _cell("dense").cell_id).read_text())
+        accs.append([e["test_accuracy"] for e in rec["epochs"]])
+    assert accs[0] == accs[1]
+    assert accs[0][-1] > 0.5

@@ -1,0 +1,101 @@
+"""End to end: the smoke profile through the real entry point, the report it writes, resuming,
+and one clear line for the user's mistakes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(args, cwd, timeout=300):
+    env = {**os.environ, "HASHSPARSE_MACHINE_ID": "test-machine", "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run_all.py"), *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+class _Images(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.src: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.src.append(dict(attrs)["src"])
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    work = tmp_path_factory.mktemp("smoke")
+    proc = _run(["--profile", "smoke", "--idle-s", "0.2"], work)
+    assert proc.returncode == 0, proc.stderr
+    return work, proc
+
+
+def test_smoke_run_writes_records_for_every_model(smoke):
+    work, proc = smoke
+    records = [json.loads(p.read_text()) for p in (work / "results" / "test-machine").glob("*/*.json")]
+    assert records and all(r["status"] == "ok" for r in records)
+    models_run = {r["model"]["name"] for r in records}
+    assert {"dense", "dropout", "standout", "wta"} <= models_run
+    for r in records:
+        assert len(r["epochs"]) == 3
+        for ep in r["epochs"]:
+            assert ep["wall_s"] > 0 and ep["cpu_s"] >= 0
+            assert 0.0 <= ep["test_accuracy"] <= 1.0
+            assert ep["mults"]["training"] > 0
+            modes = {e["mode"] for e in ep["energy"]}
+            assert modes and modes <= {"measured", "estimated", "unavailable"}
+    assert (work / "results" / "test-machine" / "machine.json").exists()
+    assert "report:" in proc.stdout
+
+
+def test_report_page_has_valid_png_figures_and_csv(smoke):
+    from PIL import Image
+
+    work, _ = smoke
+    index = work / "report" / "index.html"
+    parser = _Images()
+    parser.feed(index.read_text())
+    assert len(parser.src) >= 3
+    for src in parser.src:
+        png = index.parent / src
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        with Image.open(png) as im:
+            im.verify()
+        assert png.with_suffix(".csv").stat().st_size > 0
+    text = index.read_text()
+    for section in ("Setup", "Results", "Hardware comparison", "Limitations"):
+        assert section in text
+
+
+def test_second_run_resumes_without_retraining(smoke):
+    work, _ = smoke
+    proc = _run(["--profile", "smoke", "--idle-s", "0"], work)
+    assert proc.returncode == 0, proc.stderr
+    assert " 0 runs done" in proc.stdout.replace("\n", " ")
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--profile", "nope"], "invalid choice: 'nope'"),
+        (["--models", "banana"], "unknown model(s) ['banana']"),
+        (["--report-only", "--results", "missing-folder"], "no results folder at missing-folder"),
+        (["--meter", "geiger"], "unknown energy backend"),
+    ],
+)
+def test_user_mistakes_get_one_clear_line(tmp_path, args, needle):
+    proc = _run(args, tmp_path, timeout=120)
+    assert proc.returncode != 0
+    assert needle in proc.stderr
+    assert "Traceback" not in proc.stderr
