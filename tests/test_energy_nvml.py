@@ -209,8 +209,10 @@ def test_nvml_missing_in_selection():
     assert "Shared Library Not Found" in meters.skipped["nvml"]
     with pytest.raises(MeterError, match="NVML: not usable"):
         select_meters(include=["nvml"], nvml_adapter=broken)
+    empty = ReplayNvml([])
     with pytest.raises(MeterError, match="no NVIDIA GPU"):
-        select_meters(include=["nvml"], nvml_adapter=ReplayNvml([]))
+        select_meters(include=["nvml"], nvml_adapter=empty)
+    assert empty.shutdowns == 1  # NVML released even when it is not used
 
 
 def test_nvml_selected_with_replayed_gpu():

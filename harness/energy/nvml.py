@@ -134,6 +134,7 @@ class NvmlMeter(Meter):
         except NvmlError as exc:
             raise MeterError(f"NVML: not usable ({exc}); needs an NVIDIA GPU and driver") from exc
         if count < 1:
+            self._shutdown_quietly()
             raise MeterError("NVML: no NVIDIA GPU found")
         self.gpus = list(range(count)) if gpus is None else list(gpus)
         self.model_gpus = frozenset(model_gpus)
@@ -147,6 +148,7 @@ class NvmlMeter(Meter):
                 if self._nv.mig_enabled(i):
                     self.mig_gpus.add(i)
             except NvmlError as exc:
+                self._shutdown_quietly()
                 raise MeterError(f"NVML: cannot query GPU {i} ({exc})") from exc
             try:
                 self._nv.total_energy_mj(i)
@@ -210,10 +212,13 @@ class NvmlMeter(Meter):
             self._thread = None
         if not self._closed:
             self._closed = True
-            try:
-                self._nv.shutdown()  # NVML counts init/shutdown pairs
-            except NvmlError:
-                pass
+            self._shutdown_quietly()
+
+    def _shutdown_quietly(self) -> None:
+        try:
+            self._nv.shutdown()  # NVML counts init/shutdown pairs
+        except NvmlError as exc:
+            log.debug("nvmlShutdown failed: %s", exc)
 
     # -- the meter interface ----------------------------------------------------------------
     @property
