@@ -132,6 +132,7 @@ def test_mirrored_dies_counted_once(tmp_path):
     d0 = zone(tmp_path, "intel-rapl:0", "package-0-die-0", 10_000)
     d1 = zone(tmp_path, "intel-rapl:1", "package-0-die-1", 10_000)
     m = meter(tmp_path)
+    assert m.domains == ("cpu-package-0",)
     start = m.begin()
     set_uj(d0, 310_000)
     set_uj(d1, 310_000)
@@ -145,6 +146,7 @@ def test_distinct_dies_reported_separately(tmp_path):
     d0 = zone(tmp_path, "intel-rapl:0", "package-0-die-0", 0)
     d1 = zone(tmp_path, "intel-rapl:1", "package-0-die-1", 7)  # distinct counters differ
     m = meter(tmp_path)
+    assert m.domains == ("cpu-package-0-die-0", "cpu-package-0-die-1")
     start = m.begin()
     set_uj(d0, 300_000)
     set_uj(d1, 200_007)

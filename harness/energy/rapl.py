@@ -283,8 +283,19 @@ class RaplMeter(Meter):
 
     @property
     def domains(self) -> tuple[str, ...]:
-        keys = dict.fromkeys(self._group_key(c.zone) for c in self._counters)
-        return tuple(f"{kind}-{idx}" for kind, idx in keys)
+        names: list[str] = []
+        for key, members in self._groups().items():
+            if len(members) == 1 or self._mirrored[key]:
+                names.append(f"{key[0]}-{key[1]}")
+            else:
+                names += [self._die_domain(key, c) for c in members]
+        return tuple(names)
+
+    @staticmethod
+    def _die_domain(key: tuple[str, str], counter: _WrapCounter) -> str:
+        die = _PACKAGE.match(counter.zone.name)
+        suffix = f"die-{die.group(2)}" if die and die.group(2) else counter.zone.zone_id
+        return f"{key[0]}-{key[1]}-{suffix}"
 
     @property
     def source(self) -> str:
@@ -347,9 +358,7 @@ class RaplMeter(Meter):
                 )
                 continue
             for c, v in zip(members, values, strict=True):
-                die = _PACKAGE.match(c.zone.name)
-                suffix = f"die-{die.group(2)}" if die and die.group(2) else c.zone.zone_id
-                out.append(self._reading(f"{domain}-{suffix}", v))
+                out.append(self._reading(self._die_domain(key, c), v))
         return out
 
     @staticmethod
