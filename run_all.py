@@ -38,6 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="run only this experiment (repeatable)")
     p.add_argument("--models", nargs="+", metavar="NAME",
                    help="only these models (default: every registered model)")
+    p.add_argument("--datasets", nargs="+", metavar="NAME",
+                   help="run these datasets instead of the profile's (see `python -m harness "
+                        "datasets` for what this machine has)")
     p.add_argument("--force", action="store_true", help="rerun cells that already have results")
     p.add_argument("--report-only", action="store_true",
                    help="skip training; rebuild the report from stored results")
@@ -62,7 +65,7 @@ def run(args: argparse.Namespace) -> Path:
     import models
     from tqdm import tqdm
 
-    from harness import energy, machine
+    from harness import datasets, energy, machine
     from harness.experiments import cells_for
     from harness.runner import run_cells
     from harness.store import ResultStore
@@ -76,7 +79,11 @@ def run(args: argparse.Namespace) -> Path:
         unknown = sorted(set(chosen) - set(models.available()))
         if unknown:
             raise UserError(f"unknown model(s) {unknown}; choose from {models.available()}")
-        cells = cells_for(args.profile, chosen, tuple(args.only or EXPERIMENTS))
+        if args.datasets:
+            unknown = sorted(set(args.datasets) - set(datasets.names()))
+            if unknown:
+                raise UserError(f"unknown dataset(s) {unknown}; choose from {datasets.names()}")
+        cells = cells_for(args.profile, chosen, tuple(args.only or EXPERIMENTS), args.datasets)
         cells = [c for c in cells if c.model in chosen]
         idle_s = args.idle_s if args.idle_s is not None else (1.0 if args.profile == "smoke"
                                                               else 5.0)

@@ -13,6 +13,7 @@ subsets of the generated sets) and ``paper`` (the paper's protocol in full; hour
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -166,9 +167,13 @@ def thread_scaling(p: Profile, models: tuple[str, ...]) -> list[Cell]:
 
 
 def cells_for(profile_name: str, available_models: list[str],
-              only: tuple[str, ...] = EXPERIMENTS) -> list[Cell]:
-    """All cells of the chosen experiments, for the models this installation has."""
+              only: tuple[str, ...] = EXPERIMENTS,
+              datasets: tuple[str, ...] | None = None) -> list[Cell]:
+    """All cells of the chosen experiments, for the models this installation has;
+    ``datasets`` replaces the profile's datasets."""
     p = profile(profile_name)
+    if datasets:
+        p = dataclasses.replace(p, datasets=tuple(datasets))
     unknown = sorted(set(only) - set(EXPERIMENTS))
     if unknown:
         raise UserError(f"unknown experiment(s) {unknown}; choose from {list(EXPERIMENTS)}")

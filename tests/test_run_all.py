@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -82,7 +83,8 @@ def test_second_run_resumes_without_retraining(smoke):
     work, _ = smoke
     proc = _run(["--profile", "smoke", "--idle-s", "0"], work)
     assert proc.returncode == 0, proc.stderr
-    assert " 0 runs done" in proc.stdout.replace("\n", " ")
+    stored = len(list((work / "results" / "test-machine").glob("*/*.json")))
+    assert re.search(rf"^0 runs done, {stored} already stored", proc.stdout, re.M)
 
 
 @pytest.mark.parametrize(
@@ -92,6 +94,8 @@ def test_second_run_resumes_without_retraining(smoke):
         (["--models", "banana"], "unknown model(s) ['banana']"),
         (["--report-only", "--results", "missing-folder"], "no results folder at missing-folder"),
         (["--meter", "geiger"], "unknown energy backend"),
+        (["--datasets", "imagenet"], "unknown dataset(s) ['imagenet']"),
+        (["--datasets", "mnist", "--models", "dense", "--data-dir", "no-such-dir"], "no-such-dir"),
     ],
 )
 def test_user_mistakes_get_one_clear_line(tmp_path, args, needle):
