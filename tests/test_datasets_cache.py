@@ -44,9 +44,13 @@ def test_rebuilt_when_damaged(tmp_path: Path, damage: str) -> None:
     elif damage == "truncated":
         path.write_bytes(path.read_bytes()[:-50])
     elif damage == "stale_key":  # a file under this name, built for another key
-        np.savez(path, X=np.zeros((4, 3), np.uint8), y=np.arange(4),
-                 __key__=np.array(cache.key_text("toy", {**key, "version": 0})),
-                 __checksum__=np.array("0"))
+        np.savez(
+            path,
+            X=np.zeros((4, 3), np.uint8),
+            y=np.arange(4),
+            __key__=np.array(cache.key_text("toy", {**key, "version": 0})),
+            __checksum__=np.array("0"),
+        )
     elif damage == "tampered":  # right key, wrong content
         with np.load(path) as z:
             arrays = {k: z[k] for k in z.files}
@@ -69,7 +73,9 @@ def test_unwritable_cache_still_returns_data(tmp_path: Path) -> None:
 
 
 def test_env_var_and_dataset_rebuild(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(registry, "SPLIT_SIZES", {k: {"train": 40, "test": 20} for k in registry.SPLIT_SIZES})
+    monkeypatch.setattr(
+        registry, "SPLIT_SIZES", {k: {"train": 40, "test": 20} for k in registry.SPLIT_SIZES}
+    )
     monkeypatch.setenv("HASHSPARSE_CACHE_DIR", str(tmp_path))
     assert cache.cache_root() == tmp_path / "datasets"
     X, y = datasets.load("rectangles", "train", seed=0)

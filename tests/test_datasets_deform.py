@@ -71,10 +71,14 @@ def test_streaming_matches_indexed(source: dict[str, np.ndarray]) -> None:
 def test_load_mnist8m(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HASHSPARSE_MNIST_DIR", raising=False)
     monkeypatch.delenv("HASHSPARSE_DATA_DIR", raising=False)
-    X, y = datasets.load("mnist8m-k3", "train", n=400, seed=0, data_dir=tmp_path, cache_dir=tmp_path)
+    X, y = datasets.load(
+        "mnist8m-k3", "train", n=400, seed=0, data_dir=tmp_path, cache_dir=tmp_path
+    )
     assert X.shape == (400, 784) and np.all(np.bincount(y) == 40)
     assert 0.0 <= X.min() and X.max() <= 1.0
-    X2, _ = datasets.load("mnist8m-k3", "train", n=400, seed=0, data_dir=tmp_path, cache_dir=tmp_path / "b")
+    X2, _ = datasets.load(
+        "mnist8m-k3", "train", n=400, seed=0, data_dir=tmp_path, cache_dir=tmp_path / "b"
+    )
     np.testing.assert_array_equal(X, X2)
     Xt, yt = datasets.load("mnist8m", "test", data_dir=tmp_path)
     Xr, yr = datasets.load("mnist-5k", "test")

@@ -23,7 +23,9 @@ def small_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("name", ["convex", "rectangles", "rectangles-images"])
-def test_load_shapes_ranges_balance_determinism(name: str, small_sizes: None, tmp_path: Path) -> None:
+def test_load_shapes_ranges_balance_determinism(
+    name: str, small_sizes: None, tmp_path: Path
+) -> None:
     cache = tmp_path / "cache"
     X, y = datasets.load(name, "train", seed=5, cache_dir=cache)
     Xt, yt = datasets.load(name, "test", seed=5, cache_dir=cache)
@@ -41,7 +43,9 @@ def test_load_shapes_ranges_balance_determinism(name: str, small_sizes: None, tm
     Xs, ys = datasets.load(name, "train", n=30, seed=5, cache_dir=cache)
     assert Xs.shape == (30, 784) and np.all(np.bincount(ys) == 15)
     info = datasets.info(name)
-    assert info["n_features"] == 784 and info["n_classes"] == 2 and info["value_range"] == (0.0, 1.0)
+    assert (
+        info["n_features"] == 784 and info["n_classes"] == 2 and info["value_range"] == (0.0, 1.0)
+    )
     assert info["method"]["labels"].startswith("1 = ")
 
 

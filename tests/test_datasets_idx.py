@@ -18,9 +18,11 @@ FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 def _idx_bytes(array: np.ndarray, type_code: int = 0x08) -> bytes:
     """An IDX file written independently of the module under test."""
-    return struct.pack(">BBBB", 0, 0, type_code, array.ndim) + struct.pack(
-        f">{array.ndim}I", *array.shape
-    ) + array.astype(np.uint8).tobytes()
+    return (
+        struct.pack(">BBBB", 0, 0, type_code, array.ndim)
+        + struct.pack(f">{array.ndim}I", *array.shape)
+        + array.astype(np.uint8).tobytes()
+    )
 
 
 def _write_set(folder: Path, n_train: int = 30, n_test: int = 20, gz: bool = False, seed: int = 0):
@@ -33,7 +35,9 @@ def _write_set(folder: Path, n_train: int = 30, n_test: int = 20, gz: bool = Fal
         suffix = ".gz" if gz else ""
         for kind, arr, tag in (("images", images, "idx3"), ("labels", labels, "idx1")):
             blob = _idx_bytes(arr)
-            (folder / f"{stem}-{kind}-{tag}-ubyte{suffix}").write_bytes(gzip.compress(blob) if gz else blob)
+            (folder / f"{stem}-{kind}-{tag}-ubyte{suffix}").write_bytes(
+                gzip.compress(blob) if gz else blob
+            )
         out[stem] = (images, labels)
     return out
 
@@ -183,7 +187,8 @@ def test_digits_still_loads() -> None:
 
 @pytest.mark.skipif(
     not (FASHION_DIR / "train-images-idx3-ubyte.gz").is_file(),
-    reason="Debian's dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)",
+    reason="Debian's dataset-fashion-mnist is not installed "
+    "(apt-get install dataset-fashion-mnist)",
 )
 def test_real_fashion_mnist(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HASHSPARSE_FASHION_MNIST_DIR", raising=False)

@@ -23,13 +23,22 @@ TASKS = {
 @pytest.mark.parametrize("name", sorted(TASKS))
 def test_dense_network_learns(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     n_train, epochs, floor = TASKS[name]
-    monkeypatch.setattr(registry, "SPLIT_SIZES", {k: {"train": n_train, "test": 1000} for k in registry.SPLIT_SIZES})
+    monkeypatch.setattr(
+        registry, "SPLIT_SIZES", {k: {"train": n_train, "test": 1000} for k in registry.SPLIT_SIZES}
+    )
     X, y = datasets.load(name, "train", seed=0, cache_dir=tmp_path)
     Xt, yt = datasets.load(name, "test", seed=0, cache_dir=tmp_path)
     net = models.build(
         "dense",
-        {"n_inputs": X.shape[1], "n_classes": 2, "hidden": [64], "batch_size": 32,
-         "optimizer": "momentum", "lr": 0.05, "seed": 0},
+        {
+            "n_inputs": X.shape[1],
+            "n_classes": 2,
+            "hidden": [64],
+            "batch_size": 32,
+            "optimizer": "momentum",
+            "lr": 0.05,
+            "seed": 0,
+        },
     )
     for _ in range(epochs):
         net.train_epoch(X, y)

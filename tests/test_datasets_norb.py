@@ -24,7 +24,9 @@ def _mat_bytes(array: np.ndarray, magic: int) -> bytes:
     return struct.pack(f"<II{len(dims)}I", magic, array.ndim, *dims) + array.astype(dtype).tobytes()
 
 
-def _write(folder: Path, n: int = 15, gz: bool = False, seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _write(
+    folder: Path, n: int = 15, gz: bool = False, seed: int = 0
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     out = {}

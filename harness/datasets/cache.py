@@ -51,7 +51,9 @@ def key_text(name: str, key: Mapping[str, Any]) -> str:
     return json.dumps({"name": name, **key}, sort_keys=True, default=str)
 
 
-def cache_path(name: str, key: Mapping[str, Any], cache_dir: str | os.PathLike[str] | None = None) -> Path:
+def cache_path(
+    name: str, key: Mapping[str, Any], cache_dir: str | os.PathLike[str] | None = None
+) -> Path:
     digest = hashlib.sha256(key_text(name, key).encode()).hexdigest()[:16]
     return cache_root(cache_dir) / f"{name}-{digest}.npz"
 
@@ -90,7 +92,12 @@ def _write(path: Path, text: str, arrays: Arrays) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays, **{_KEY: np.array(text), _SUM: np.array(checksum(arrays))})
+            payload: dict[str, Any] = {
+                **arrays,
+                _KEY: np.array(text),
+                _SUM: np.array(checksum(arrays)),
+            }
+            np.savez(f, **payload)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -52,7 +52,8 @@ CHOICES = {
     "nonconvex": f"union of K~U{{{PARTS[0]}..{PARTS[1]}}} sets, each N~Geometric({P_NONCONVEX}) "
     f"half-planes with >= {MIN_PART_PIXELS} white pixels; kept only if it fails the test",
     "convexity_test": "a black pixel centre inside or on the hull of the white pixel centres",
-    "labels": f"{LABEL_CONVEX} = convex, {LABEL_NONCONVEX} = non-convex; exactly balanced per split",
+    "labels": f"{LABEL_CONVEX} = convex, {LABEL_NONCONVEX} = non-convex; "
+    "exactly balanced per split",
     "seeding": "default_rng([seed, 0]) for train, default_rng([seed, 1]) for test",
 }
 
@@ -84,7 +85,9 @@ def _draw_sets(rng: np.random.Generator, m: int, p: float) -> np.ndarray:
     return _intersections(offsets, px, py, np.cos(theta), np.sin(theta), SIZE)
 
 
-def _sets_with_min_pixels(rng: np.random.Generator, m: int, p: float, min_pixels: int) -> np.ndarray:
+def _sets_with_min_pixels(
+    rng: np.random.Generator, m: int, p: float, min_pixels: int
+) -> np.ndarray:
     """``m`` intersections with at least ``min_pixels`` white pixels each (rejection)."""
     kept: list[np.ndarray] = []
     have = 0

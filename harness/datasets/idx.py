@@ -54,9 +54,7 @@ def read_idx(path: str | os.PathLike[str], expect_magic: int | None = None) -> n
     if raw[0] != 0 or raw[1] != 0 or type_code not in _TYPES or ndim == 0:
         raise DataError(f"{path}: not an IDX file (magic number 0x{magic:08X})")
     if expect_magic is not None and magic != expect_magic:
-        raise DataError(
-            f"{path}: wrong magic number 0x{magic:08X}, expected 0x{expect_magic:08X}"
-        )
+        raise DataError(f"{path}: wrong magic number 0x{magic:08X}, expected 0x{expect_magic:08X}")
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise DataError(f"{path}: truncated inside the header ({len(raw)} of {header} bytes)")

@@ -86,7 +86,9 @@ def find_idx_files(kind: str, data_dir: str | os.PathLike[str] | None = None) ->
     )
 
 
-def load_idx_source(kind: str, data_dir: str | os.PathLike[str] | None = None) -> dict[str, np.ndarray]:
+def load_idx_source(
+    kind: str, data_dir: str | os.PathLike[str] | None = None
+) -> dict[str, np.ndarray]:
     """{'train_X', 'train_y', 'test_X', 'test_y'}: images uint8 (n, 28, 28), labels int64."""
     files = find_idx_files(kind, data_dir)
     out: dict[str, np.ndarray] = {}
@@ -101,7 +103,8 @@ def idx_identity(kind: str, data_dir: str | os.PathLike[str] | None = None) -> d
     """What identifies the files (path, size, mtime) for cache keys of derived sets."""
     files = find_idx_files(kind, data_dir)
     return {
-        role: [str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for role, p in files.items()
+        role: [str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns]
+        for role, p in files.items()
     }
 
 
@@ -143,7 +146,7 @@ def load_mnist5k(seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def resolve_mnist(data_dir: str | os.PathLike[str] | None = None) -> str:
-    """"mnist" when the full MNIST IDX files can be found, else "mnist-5k"."""
+    """ "mnist" when the full MNIST IDX files can be found, else "mnist-5k"."""
     try:
         find_idx_files("mnist", data_dir)
     except DataError:

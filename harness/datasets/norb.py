@@ -31,7 +31,7 @@ ENV = "HASHSPARSE_NORB_DIR"
 DATA_ENV = "HASHSPARSE_DATA_DIR"
 UINT8_MAGIC = 0x1E3D4C55
 INT32_MAGIC = 0x1E3D4C54
-_DTYPES = {UINT8_MAGIC: np.dtype(np.uint8), INT32_MAGIC: np.dtype("<i4")}
+_DTYPES: dict[int, np.dtype] = {UINT8_MAGIC: np.dtype(np.uint8), INT32_MAGIC: np.dtype("<i4")}
 FILE = "smallnorb-5x46789x9x18x6x2x96x96-{split}-{part}.mat"
 IMAGE = 96
 FACTOR = 3  # 96 -> 32 by 3x3 area averaging
@@ -72,7 +72,9 @@ def read_norb(path: str | os.PathLike[str], expect_magic: int | None = None) -> 
     count = int(np.prod(dims, dtype=np.int64))
     need, have = count * dtype.itemsize, len(raw) - header
     if have < need:
-        raise DataError(f"{path}: truncated: shape {dims} needs {need} data bytes, the file holds {have}")
+        raise DataError(
+            f"{path}: truncated: shape {dims} needs {need} data bytes, the file holds {have}"
+        )
     if have > need:
         raise DataError(f"{path}: {have - need} unexpected bytes after the data of shape {dims}")
     return np.frombuffer(raw, dtype=dtype, count=count, offset=header).reshape(dims)
@@ -144,7 +146,10 @@ def to_features(sums: np.ndarray) -> np.ndarray:
 
 
 def load_source(
-    split: str, seed: int, data_dir: str | os.PathLike[str] | None = None, train_size: int = PAPER_TRAIN
+    split: str,
+    seed: int,
+    data_dir: str | os.PathLike[str] | None = None,
+    train_size: int = PAPER_TRAIN,
 ) -> dict[str, np.ndarray]:
     """{'X': block sums uint16 (n, 2048), 'y': int64} for the paper's split."""
     files = find_files(data_dir)

