@@ -84,3 +84,21 @@ def test_load_mnist8m(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     Xr, yr = datasets.load("mnist-5k", "test")
     np.testing.assert_array_equal(Xt, Xr)  # the test set is the source's, undeformed
     assert datasets.info("mnist8m-k3")["method"]["copies"] == "3"
+
+
+def test_mnist8m_uses_full_mnist_when_supplied(tmp_path: Path) -> None:
+    from harness.datasets import idx
+
+    rng = np.random.default_rng(0)
+    for stem, n in (("train", 20), ("t10k", 10)):
+        idx.write_idx(tmp_path / f"{stem}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
+        idx.write_idx(tmp_path / f"{stem}-labels-idx1-ubyte.gz", np.arange(n) % 10)
+    X, y = datasets.load("mnist8m-k2", "train", data_dir=tmp_path, cache_dir=tmp_path / "c")
+    assert X.shape == (60, 784)
+    np.testing.assert_array_equal(y, np.tile(np.arange(20) % 10, 3))
+    Xm, _ = datasets.load("mnist", "train", data_dir=tmp_path)
+    np.testing.assert_array_equal(X[:20], Xm)  # copy 0 is the source itself
+    assert (
+        "resolves to 'mnist'"
+        in {r.name: r for r in datasets.available(tmp_path)}["mnist-auto"].detail
+    )

@@ -31,6 +31,13 @@ SIGMA_PX = 4.0
 DISPLACEMENT_RMS_PX = 1.5
 MAX_SHIFT_PX = 1
 CHUNK = 4096
+PROCEDURE = (
+    "copy j>=1 of digit i, all randomness from default_rng([seed, i, j]): fields F1, F2 = "
+    f"uniform(-1,1) per pixel, Gaussian-filtered (sigma {SIGMA_PX} px, reflect), each scaled to "
+    f"RMS {DISPLACEMENT_RMS_PX} px; x + a*(F1*dx) - a*(F2*dy) with np.gradient dx, dy and "
+    f"a = +-1; then a shift of -{MAX_SHIFT_PX}..{MAX_SHIFT_PX} px per axis (zero fill); "
+    "rounded, clipped to uint8. Example t = digit t % N in copy t // N (copy 0 = original)"
+)
 
 
 def _smooth(fields: np.ndarray) -> np.ndarray:

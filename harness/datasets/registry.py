@@ -108,11 +108,9 @@ INFO: dict[str, DatasetInfo] = {
         (0.0, 1.0),
         {"train": 8_100_000, "test": 10000},
         "MNIST8M-style deformed copies of the best MNIST present (mnist, else mnist-5k); "
-        "'mnist8m' has 4 copies per digit, 'mnist8m-k<N>' has N",
+        f"'mnist8m' has {deform.DEFAULT_COPIES} copies per digit, 'mnist8m-k<N>' has N",
         {
-            "procedure": deform.__doc__.split("\n\n")[1].replace("\n", " ")
-            if deform.__doc__
-            else "",
+            "procedure": deform.PROCEDURE,
             "sigma_px": str(deform.SIGMA_PX),
             "displacement_rms_px": str(deform.DISPLACEMENT_RMS_PX),
             "default_copies": str(deform.DEFAULT_COPIES),
