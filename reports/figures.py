@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure as MplFigure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from reports.frame import Results  # noqa: E402
 
@@ -153,6 +154,7 @@ def accuracy_per_epoch(res: Results) -> Figure | None:
                 _errorbar(ax, m["epoch"], m, "test_accuracy", model,
                           ls="--" if model == "dense" else "-")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("test accuracy (fraction correct)")
         ax.set_title(f"{dataset}, hidden {hidden}")
         ax.grid(alpha=0.3)

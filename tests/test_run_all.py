@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -103,3 +104,24 @@ def test_user_mistakes_get_one_clear_line(tmp_path, args, needle):
     assert proc.returncode != 0
     assert needle in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="no headless Chromium (apt-get install chromium)")
+def test_report_renders_in_a_real_browser_with_every_figure_decoded(smoke, tmp_path):
+    work, _ = smoke
+    index = work / "report" / "index.html"
+    proc = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+         "--virtual-time-budget=5000", "--dump-dom", index.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    match = re.search(r'data-images-loaded="(\d+)/(\d+)"', proc.stdout)
+    assert match, proc.stderr[-2000:]
+    loaded, total = map(int, match.groups())
+    assert total >= 3 and loaded == total
