@@ -58,7 +58,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="watts per logical CPU for the CPU-time estimate (default: TDP table or 4 W assumed)",
     )
     env.set_defaults(func=cmd_env)
+
+    data = commands.add_parser("datasets", help="which workloads this machine can load, and why not")
+    data.add_argument("--data-dir", default=None, metavar="DIR",
+                      help="folder with user-supplied files (MNIST IDX, smallNORB .mat)")
+    data.set_defaults(func=cmd_datasets)
     return parser
+
+
+# -- datasets -------------------------------------------------------------------------------
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from harness import datasets
+
+    rows = datasets.available(args.data_dir)
+    width = max(len(r.name) for r in rows)
+    for r in rows:
+        print(f"{r.name:<{width}}  {'yes' if r.available else 'no ':<3}  {r.detail}")
+    return 0
 
 
 # -- env ------------------------------------------------------------------------------------
