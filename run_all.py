@@ -26,45 +26,99 @@ log = logging.getLogger("run_all")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--profile", default="smoke", choices=sorted(PROFILES),
-                   help="size of the experiment grid (default: smoke)")
-    p.add_argument("--results", type=Path, default=Path("results"),
-                   help="folder of stored results (default: results)")
-    p.add_argument("--report", type=Path, default=Path("report"),
-                   help="folder the report is written to (default: report)")
-    p.add_argument("--compare", type=Path, action="append", default=[],
-                   help="another machine's results folder to include in the report (repeatable)")
-    p.add_argument("--only", action="append", choices=EXPERIMENTS,
-                   help="run only this experiment (repeatable)")
-    p.add_argument("--models", nargs="+", metavar="NAME",
-                   help="only these models (default: every registered model)")
-    p.add_argument("--datasets", nargs="+", metavar="NAME",
-                   help="run these datasets instead of the profile's (see `python -m harness "
-                        "datasets` for what this machine has)")
+    p.add_argument(
+        "--profile",
+        default="smoke",
+        choices=sorted(PROFILES),
+        help="size of the experiment grid (default: smoke)",
+    )
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=Path("results"),
+        help="folder of stored results (default: results)",
+    )
+    p.add_argument(
+        "--report",
+        type=Path,
+        default=Path("report"),
+        help="folder the report is written to (default: report)",
+    )
+    p.add_argument(
+        "--compare",
+        type=Path,
+        action="append",
+        default=[],
+        help="another machine's results folder to include in the report (repeatable)",
+    )
+    p.add_argument(
+        "--only", action="append", choices=EXPERIMENTS, help="run only this experiment (repeatable)"
+    )
+    p.add_argument(
+        "--models",
+        nargs="+",
+        metavar="NAME",
+        help="only these models (default: every registered model)",
+    )
+    p.add_argument(
+        "--datasets",
+        nargs="+",
+        metavar="NAME",
+        help="run these datasets instead of the profile's (see `python -m harness "
+        "datasets` for what this machine has)",
+    )
     p.add_argument("--force", action="store_true", help="rerun cells that already have results")
-    p.add_argument("--report-only", action="store_true",
-                   help="skip training; rebuild the report from stored results")
-    p.add_argument("--data-dir", type=Path, default=None,
-                   help="folder with user-supplied data files (MNIST IDX, smallNORB .mat)")
-    p.add_argument("--meter", action="append", dest="meters", metavar="NAME",
-                   help="force this energy meter (rapl, pyrapl, nvml, cpu-estimate; repeatable)")
-    p.add_argument("--no-meter", action="append", dest="no_meters", metavar="NAME",
-                   help="never use this energy meter (repeatable)")
-    p.add_argument("--cpu-power-w", type=float, default=None,
-                   help="assumed power per logical CPU for the CPU-time estimate (watts)")
-    p.add_argument("--idle-s", type=float, default=None,
-                   help="seconds of idle-power measurement before the runs "
-                        "(default: 1 for smoke, 5 otherwise; 0 to skip)")
-    p.add_argument("--machine-id", default=None,
-                   help="name of this machine's results folder (default: derived from hardware)")
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="skip training; rebuild the report from stored results",
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="folder with user-supplied data files (MNIST IDX, smallNORB .mat)",
+    )
+    p.add_argument(
+        "--meter",
+        action="append",
+        dest="meters",
+        metavar="NAME",
+        help="force this energy meter (rapl, pyrapl, nvml, cpu-estimate; repeatable)",
+    )
+    p.add_argument(
+        "--no-meter",
+        action="append",
+        dest="no_meters",
+        metavar="NAME",
+        help="never use this energy meter (repeatable)",
+    )
+    p.add_argument(
+        "--cpu-power-w",
+        type=float,
+        default=None,
+        help="assumed power per logical CPU for the CPU-time estimate (watts)",
+    )
+    p.add_argument(
+        "--idle-s",
+        type=float,
+        default=None,
+        help="seconds of idle-power measurement before the runs "
+        "(default: 1 for smoke, 5 otherwise; 0 to skip)",
+    )
+    p.add_argument(
+        "--machine-id",
+        default=None,
+        help="name of this machine's results folder (default: derived from hardware)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log every epoch")
     return p.parse_args(argv)
 
 
 def run(args: argparse.Namespace) -> Path:
-    import models
     from tqdm import tqdm
 
+    import models
     from harness import datasets, energy, machine
     from harness.experiments import cells_for
     from harness.runner import run_cells
@@ -85,12 +139,14 @@ def run(args: argparse.Namespace) -> Path:
                 raise UserError(f"unknown dataset(s) {unknown}; choose from {datasets.names()}")
         cells = cells_for(args.profile, chosen, tuple(args.only or EXPERIMENTS), args.datasets)
         cells = [c for c in cells if c.model in chosen]
-        idle_s = args.idle_s if args.idle_s is not None else (1.0 if args.profile == "smoke"
-                                                              else 5.0)
+        idle_s = (
+            args.idle_s if args.idle_s is not None else (1.0 if args.profile == "smoke" else 5.0)
+        )
         started = time.perf_counter()
         with (
-            energy.select_meters(include=args.meters, exclude=args.no_meters,
-                                 cpu_power_w=args.cpu_power_w) as meters,
+            energy.select_meters(
+                include=args.meters, exclude=args.no_meters, cpu_power_w=args.cpu_power_w
+            ) as meters,
             tqdm(total=len(cells), desc=f"{args.profile} runs", unit="run") as bar,
         ):
             fingerprint = machine.fingerprint()
@@ -104,15 +160,27 @@ def run(args: argparse.Namespace) -> Path:
                 bar.set_postfix_str(f"{cell.model} {cell.dataset}: {status}", refresh=False)
                 bar.update()
 
-            summary = run_cells(cells, store, meters, profile=args.profile, force=args.force,
-                                data_dir=args.data_dir, idle_s=idle_s, on_cell=progress)
-        print(f"{len(summary.done)} runs done, {len(summary.skipped)} already stored, "
-              f"{len(summary.failed)} failed in {time.perf_counter() - started:.1f} s; "
-              f"results in {store.machine_dir}")
+            summary = run_cells(
+                cells,
+                store,
+                meters,
+                profile=args.profile,
+                force=args.force,
+                data_dir=args.data_dir,
+                idle_s=idle_s,
+                on_cell=progress,
+            )
+        print(
+            f"{len(summary.done)} runs done, {len(summary.skipped)} already stored, "
+            f"{len(summary.failed)} failed in {time.perf_counter() - started:.1f} s; "
+            f"results in {store.machine_dir}"
+        )
         if summary.short_windows:
-            print(f"note: {summary.short_windows} measurement windows were shorter than their "
-                  "meter resolves well (listed under 'warnings' in the records); energy figures "
-                  "need longer runs, e.g. --profile quick")
+            print(
+                f"note: {summary.short_windows} measurement windows were shorter than their "
+                "meter resolves well (listed under 'warnings' in the records); energy figures "
+                "need longer runs, e.g. --profile quick"
+            )
         for cell_id, error in summary.failed:
             print(f"  failed: {cell_id}: {error}", file=sys.stderr)
     index = build_report([args.results, *args.compare], args.report)
@@ -122,8 +190,10 @@ def run(args: argparse.Namespace) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     if not args.verbose:  # each window's warnings are stored in its record and counted below
         logging.getLogger("harness.measure").setLevel(logging.ERROR)
     import models
@@ -134,8 +204,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)
     except KeyboardInterrupt:
-        print("interrupted: finished runs are stored; rerun the same command to resume",
-              file=sys.stderr)
+        print(
+            "interrupted: finished runs are stored; rerun the same command to resume",
+            file=sys.stderr,
+        )
         return 130
     return 0
 

@@ -59,9 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     env.set_defaults(func=cmd_env)
 
-    data = commands.add_parser("datasets", help="which workloads this machine can load, and why not")
-    data.add_argument("--data-dir", default=None, metavar="DIR",
-                      help="folder with user-supplied files (MNIST IDX, smallNORB .mat)")
+    data = commands.add_parser(
+        "datasets", help="which workloads this machine can load, and why not"
+    )
+    data.add_argument(
+        "--data-dir",
+        default=None,
+        metavar="DIR",
+        help="folder with user-supplied files (MNIST IDX, smallNORB .mat)",
+    )
     data.set_defaults(func=cmd_datasets)
     return parser
 

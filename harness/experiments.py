@@ -120,8 +120,9 @@ def profile(name: str) -> Profile:
         raise UserError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}") from None
 
 
-def _settings(p: Profile, dataset: str, hidden: tuple[int, ...], fraction: float, seed: int,
-              **kw: Any) -> dict[str, Any]:
+def _settings(
+    p: Profile, dataset: str, hidden: tuple[int, ...], fraction: float, seed: int, **kw: Any
+) -> dict[str, Any]:
     return {
         "hidden": list(hidden),
         "active_fraction": fraction,
@@ -139,15 +140,17 @@ def fraction_sweep(p: Profile, models: tuple[str, ...]) -> list[Cell]:
         for hidden in p.depths:
             for seed in p.seeds:
                 dense = _settings(p, dataset, hidden, 1.0, seed)
-                cells.append(Cell("fraction_sweep", dataset, "dense", dense, p.epochs,
-                                  p.n_train, p.n_test))
+                cells.append(
+                    Cell("fraction_sweep", dataset, "dense", dense, p.epochs, p.n_train, p.n_test)
+                )
                 for model in models:
                     for fraction in p.fractions:
                         if fraction >= 1.0 and model != "lsh":
                             continue  # a baseline with every node kept is the dense network
                         s = _settings(p, dataset, hidden, fraction, seed)
-                        cells.append(Cell("fraction_sweep", dataset, model, s, p.epochs,
-                                          p.n_train, p.n_test))
+                        cells.append(
+                            Cell("fraction_sweep", dataset, model, s, p.epochs, p.n_train, p.n_test)
+                        )
     return cells
 
 
@@ -159,16 +162,26 @@ def thread_scaling(p: Profile, models: tuple[str, ...]) -> list[Cell]:
     max_threads = os.cpu_count() or 1
     threads = [t for t in p.threads if t <= max_threads] or [1]
     return [
-        Cell("thread_scaling", dataset, "lsh",
-             _settings(p, dataset, hidden, fraction, seed, threads=t), p.epochs, p.n_train, p.n_test)
+        Cell(
+            "thread_scaling",
+            dataset,
+            "lsh",
+            _settings(p, dataset, hidden, fraction, seed, threads=t),
+            p.epochs,
+            p.n_train,
+            p.n_test,
+        )
         for seed in p.seeds
         for t in threads
     ]
 
 
-def cells_for(profile_name: str, available_models: list[str],
-              only: tuple[str, ...] = EXPERIMENTS,
-              datasets: tuple[str, ...] | None = None) -> list[Cell]:
+def cells_for(
+    profile_name: str,
+    available_models: list[str],
+    only: tuple[str, ...] = EXPERIMENTS,
+    datasets: tuple[str, ...] | None = None,
+) -> list[Cell]:
     """All cells of the chosen experiments, for the models this installation has;
     ``datasets`` replaces the profile's datasets."""
     p = profile(profile_name)

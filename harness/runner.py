@@ -94,7 +94,8 @@ def run_cells(
             summary.failed.append((cell.cell_id, record["error"]))
         record["machine_id"] = store.machine_id
         summary.short_windows += sum(
-            bool(w.get("warnings")) for w in [*record.get("epochs", []), record.get("inference", {})]
+            bool(w.get("warnings"))
+            for w in [*record.get("epochs", []), record.get("inference", {})]
         )
         summary.done.append(store.write_cell(record))
         if on_cell:
@@ -139,8 +140,12 @@ def run_cell(
     idle = idle or {}
     record = _describe_cell(cell)
     record["dataset"].update(
-        name=dataset, requested=cell.dataset, n_train=len(y), n_test=len(yt),
-        n_features=int(X.shape[1]), n_classes=n_classes,
+        name=dataset,
+        requested=cell.dataset,
+        n_train=len(y),
+        n_test=len(yt),
+        n_features=int(X.shape[1]),
+        n_classes=n_classes,
     )
     record["model"]["config"] = model.config.to_dict()
 
@@ -152,19 +157,20 @@ def run_cell(
             with measure(meters) as window:
                 stats = model.train_epoch(X, y)
             accuracy = model.score(Xt, yt)  # outside the training window
-            epochs.append({
-                "epoch": epoch,
-                **_window_fields(window, idle),
-                "op_energy": operation_energy(stats.mults.training).to_dict(),
-                "train_loss": stats.loss,
-                "test_accuracy": accuracy,
-                "active_fraction": stats.active_fraction,
-                "computed_fraction": stats.computed_fraction,
-                "mults": stats.mults.as_dict(),
-                "extra": stats.extra,
-            })
-            log.info("%s epoch %d: acc %.4f, %.2f s", cell.cell_id, epoch, accuracy,
-                     window.wall_s)
+            epochs.append(
+                {
+                    "epoch": epoch,
+                    **_window_fields(window, idle),
+                    "op_energy": operation_energy(stats.mults.training).to_dict(),
+                    "train_loss": stats.loss,
+                    "test_accuracy": accuracy,
+                    "active_fraction": stats.active_fraction,
+                    "computed_fraction": stats.computed_fraction,
+                    "mults": stats.mults.as_dict(),
+                    "extra": stats.extra,
+                }
+            )
+            log.info("%s epoch %d: acc %.4f, %.2f s", cell.cell_id, epoch, accuracy, window.wall_s)
 
         before = model.mults_.inference
         with measure(meters) as window:

@@ -188,7 +188,7 @@ class Model(ABC):
         the way a training step computes them, without updating anything or counting."""
 
     # -- shared behaviour -----------------------------------------------------------------
-    def warmup(self) -> None:
+    def warmup(self) -> None:  # noqa: B027  (a hook: most models need no warm-up)
         """Compile or prime whatever the model needs (outside any measured window).
         Must not change parameters, counts or the random stream."""
 

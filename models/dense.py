@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.base import EpochStats, Model, MultCounts, softmax_xent
+from models.base import EpochStats, Model, MultCounts, NetConfig, softmax_xent
 from models.optim import Optimizer
 from models.registry import register
 
 _PREDICT_CHUNK = 4096  # rows per inference product: bounds memory, keeps BLAS efficient
+
+# logits, inputs of each layer, hidden pre-activations, hidden gates, multiplications, kept
+_Forward = tuple[np.ndarray, list[np.ndarray], list[np.ndarray], list[np.ndarray | None], int, int]
 
 
 @register
@@ -23,7 +26,7 @@ class DenseNet(Model):
 
     name = "dense"
 
-    def __init__(self, config) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, config: NetConfig) -> None:
         super().__init__(config)
         params = [p for pair in self.params() for p in pair]
         decay = [config.l2 if i % 2 == 0 else 0.0 for i in range(len(params))]
@@ -40,10 +43,12 @@ class DenseNet(Model):
         return None, 0
 
     # -- forward and backward -------------------------------------------------------------
-    def _forward(self, X: np.ndarray, training: bool):  # type: ignore[no-untyped-def]
+    def _forward(self, X: np.ndarray, training: bool) -> _Forward:
         """Returns logits, per-layer inputs, pre-activations and gates, mults, kept nodes."""
         m = X.shape[0]
-        inputs, pre, gates = [], [], []
+        inputs: list[np.ndarray] = []
+        pre: list[np.ndarray] = []
+        gates: list[np.ndarray | None] = []
         mults, kept = 0, 0
         A = X
         n_hidden = len(self.config.hidden)
@@ -75,14 +80,21 @@ class DenseNet(Model):
         inputs.append(A)
         return logits, inputs, pre, gates, mults, kept
 
-    def _backward(self, probs, y, inputs, pre, gates):  # type: ignore[no-untyped-def]
+    def _backward(
+        self,
+        probs: np.ndarray,
+        y: np.ndarray,
+        inputs: list[np.ndarray],
+        pre: list[np.ndarray],
+        gates: list[np.ndarray | None],
+    ) -> tuple[list[np.ndarray], int]:
         """Gradients of the mean cross-entropy; returns (grads in parameter order, mults)."""
         m = probs.shape[0]
         dZ = probs
         dZ[np.arange(m), y] -= 1.0
         dZ *= 1.0 / m
         mults = dZ.size
-        grads: list[np.ndarray] = [None] * len(self._params)  # type: ignore[list-item]
+        grads: list[np.ndarray] = [np.empty(0)] * len(self._params)
         for layer in range(len(self.weights_) - 1, -1, -1):
             W, A_in = self.weights_[layer], inputs[layer]
             grads[2 * layer] = dZ.T @ A_in
@@ -104,7 +116,9 @@ class DenseNet(Model):
         return grads, mults
 
     # -- the public interface -------------------------------------------------------------
-    def loss_and_grads(self, X, y):  # type: ignore[no-untyped-def]
+    def loss_and_grads(
+        self, X: np.ndarray, y: np.ndarray
+    ) -> tuple[float, list[np.ndarray], list[np.ndarray]]:
         X = self._as_input(X)
         y = np.asarray(y)
         logits, inputs, pre, gates, _, _ = self._forward(X, training=True)

@@ -55,6 +55,7 @@ def keep_probabilities(Z: np.ndarray, alpha: float, target: float) -> tuple[np.n
 class StandoutNet(DenseNet):
     name = "standout"
     config_class = StandoutConfig
+    config: StandoutConfig
 
     def _gate(self, layer: int, Z: np.ndarray, training: bool) -> tuple[np.ndarray | None, int]:
         target = self.config.active_fraction

@@ -58,8 +58,9 @@ def _seed_stats(df: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame:
     """Mean, min, max and count over seeds (and machines when grouped so)."""
     g = df.groupby(keys, dropna=False)[value]
     out = g.agg(["mean", "min", "max", "count"]).reset_index()
-    return out.rename(columns={"mean": value, "min": f"{value}_min", "max": f"{value}_max",
-                               "count": "n_runs"})
+    return out.rename(
+        columns={"mean": value, "min": f"{value}_min", "max": f"{value}_max", "count": "n_runs"}
+    )
 
 
 def _spread_note(stats: pd.DataFrame) -> str:
@@ -69,8 +70,7 @@ def _spread_note(stats: pd.DataFrame) -> str:
 
 
 def _panels(n: int, width: float = 4.2, height: float = 3.3):
-    fig, axes = plt.subplots(1, n, figsize=(width * n, height), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(1, n, figsize=(width * n, height), squeeze=False, layout="constrained")
     return fig, axes[0]
 
 
@@ -85,8 +85,9 @@ def _pct_axis(ax) -> None:  # type: ignore[no-untyped-def]
 def _errorbar(ax, x, stats: pd.DataFrame, value: str, model: str, **kw) -> None:  # type: ignore[no-untyped-def]
     y = stats[value].to_numpy()
     err = np.vstack([y - stats[f"{value}_min"].to_numpy(), stats[f"{value}_max"].to_numpy() - y])
-    ax.errorbar(x, y, yerr=err, color=_colour(model), label=_label(model), marker="o",
-                capsize=3, **kw)
+    ax.errorbar(
+        x, y, yerr=err, color=_colour(model), label=_label(model), marker="o", capsize=3, **kw
+    )
 
 
 def _sweep(res: Results) -> pd.DataFrame:
@@ -114,8 +115,12 @@ def accuracy_vs_fraction(res: Results) -> Figure | None:
                 _errorbar(ax, 100 * m["fraction"], m, "test_accuracy", model)
         dense = sub[sub["model"] == "dense"]
         if not dense.empty:
-            ax.axhline(dense["test_accuracy"].mean(), color=_colour("dense"), ls="--",
-                       label=_label("dense"))
+            ax.axhline(
+                dense["test_accuracy"].mean(),
+                color=_colour("dense"),
+                ls="--",
+                label=_label("dense"),
+            )
         _pct_axis(ax)
         ax.set_ylabel("test accuracy (fraction correct)")
         ax.set_title(f"{dataset}, hidden {hidden}")
@@ -125,8 +130,7 @@ def accuracy_vs_fraction(res: Results) -> Figure | None:
         "accuracy_vs_fraction",
         "Test accuracy against active nodes",
         "Accuracy after the last epoch, against the percentage of hidden nodes kept per "
-        "example; the dashed line is the standard network with every node. "
-        + _spread_note(stats),
+        "example; the dashed line is the standard network with every node. " + _spread_note(stats),
         fig,
         stats,
     )
@@ -151,8 +155,9 @@ def accuracy_per_epoch(res: Results) -> Figure | None:
         for model in ("dense", *SPARSE_ORDER):
             m = sub[sub["model"] == model].sort_values("epoch")
             if not m.empty:
-                _errorbar(ax, m["epoch"], m, "test_accuracy", model,
-                          ls="--" if model == "dense" else "-")
+                _errorbar(
+                    ax, m["epoch"], m, "test_accuracy", model, ls="--" if model == "dense" else "-"
+                )
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("test accuracy (fraction correct)")
@@ -175,12 +180,9 @@ def mults_vs_fraction(res: Results) -> Figure | None:
     if df.empty:
         return None
     stats = _seed_stats(df, ["dataset", "hidden", "model", "fraction"], "mults_per_example")
-    phases = (
-        df.groupby(["dataset", "hidden", "model", "fraction"], as_index=False)[
-            [c for c in df.columns if c.startswith("mults_") and c != "mults_per_example"]
-        ]
-        .mean()
-    )
+    phases = df.groupby(["dataset", "hidden", "model", "fraction"], as_index=False)[
+        [c for c in df.columns if c.startswith("mults_") and c != "mults_per_example"]
+    ].mean()
     data = stats.merge(phases, on=["dataset", "hidden", "model", "fraction"], how="left")
     panels = stats[["dataset", "hidden"]].drop_duplicates().values.tolist()
     fig, axes = _panels(len(panels))
@@ -192,8 +194,12 @@ def mults_vs_fraction(res: Results) -> Figure | None:
                 _errorbar(ax, 100 * m["fraction"], m, "mults_per_example", model)
         dense = sub[sub["model"] == "dense"]
         if not dense.empty:
-            ax.axhline(dense["mults_per_example"].mean(), color=_colour("dense"), ls="--",
-                       label=_label("dense"))
+            ax.axhline(
+                dense["mults_per_example"].mean(),
+                color=_colour("dense"),
+                ls="--",
+                label=_label("dense"),
+            )
         _pct_axis(ax)
         ax.set_yscale("log")
         ax.set_ylabel("multiplications per training example")
@@ -218,21 +224,27 @@ def throughput_vs_fraction(res: Results) -> Figure | None:
     if df.empty:
         return None
     df = df.assign(examples_per_s=df["n_train"] * df["epochs"] / df["total_wall_s"])
-    stats = _seed_stats(df, ["machine", "dataset", "hidden", "model", "fraction"],
-                        "examples_per_s")
+    stats = _seed_stats(df, ["machine", "dataset", "hidden", "model", "fraction"], "examples_per_s")
     panels = stats[["machine", "dataset", "hidden"]].drop_duplicates().values.tolist()
     fig, axes = _panels(len(panels))
     for ax, (machine, dataset, hidden) in zip(axes, panels, strict=True):
-        sub = stats[(stats["machine"] == machine) & (stats["dataset"] == dataset)
-                    & (stats["hidden"] == hidden)]
+        sub = stats[
+            (stats["machine"] == machine)
+            & (stats["dataset"] == dataset)
+            & (stats["hidden"] == hidden)
+        ]
         for model in SPARSE_ORDER:
             m = sub[sub["model"] == model].sort_values("fraction")
             if not m.empty:
                 _errorbar(ax, 100 * m["fraction"], m, "examples_per_s", model)
         dense = sub[sub["model"] == "dense"]
         if not dense.empty:
-            ax.axhline(dense["examples_per_s"].mean(), color=_colour("dense"), ls="--",
-                       label=_label("dense"))
+            ax.axhline(
+                dense["examples_per_s"].mean(),
+                color=_colour("dense"),
+                ls="--",
+                label=_label("dense"),
+            )
         _pct_axis(ax)
         ax.set_yscale("log")
         ax.set_ylabel("training examples per second")
@@ -260,8 +272,10 @@ def thread_scaling(res: Results) -> Figure | None:
     df = df.assign(epoch_wall_s=df["total_wall_s"] / df["epochs"])
     stats = _seed_stats(df, ["machine", "dataset", "threads"], "epoch_wall_s")
     acc = _seed_stats(df, ["machine", "dataset", "threads"], "test_accuracy")
-    stats = stats.merge(acc[["machine", "dataset", "threads", "test_accuracy"]],
-                        on=["machine", "dataset", "threads"])
+    stats = stats.merge(
+        acc[["machine", "dataset", "threads", "test_accuracy"]],
+        on=["machine", "dataset", "threads"],
+    )
     base = stats[stats["threads"] == 1].set_index(["machine", "dataset"])["epoch_wall_s"]
     stats["speedup"] = [
         base.get((m, d), np.nan) / w
@@ -277,8 +291,11 @@ def thread_scaling(res: Results) -> Figure | None:
     top = max(2, int(stats["threads"].max()))
     axes[1].plot([1, top], [1, top], color="#999999", ls=":", label="linear")
     ticks = sorted(stats["threads"].unique())
-    for ax, ylabel in zip(axes, ["wall time per epoch (s)", "speedup over 1 thread",
-                                 "test accuracy (fraction correct)"], strict=True):
+    for ax, ylabel in zip(
+        axes,
+        ["wall time per epoch (s)", "speedup over 1 thread", "test accuracy (fraction correct)"],
+        strict=True,
+    ):
         ax.set_xscale("log", base=2)
         ax.set_xticks(ticks)
         ax.set_xticklabels([str(t) for t in ticks])
@@ -310,29 +327,50 @@ def energy_per_example(res: Results) -> Figure | None:
         for col in cols:
             if pd.notna(r.get(col)):
                 mode = col.split("_")[1]
-                rows.append({**r[["machine", "dataset", "hidden", "model", "fraction"]].to_dict(),
-                             "meter": f"CPU ({mode})", "j_per_example": r[col] * r["epochs"] / n})
+                rows.append(
+                    {
+                        **r[["machine", "dataset", "hidden", "model", "fraction"]].to_dict(),
+                        "meter": f"CPU ({mode})",
+                        "j_per_example": r[col] * r["epochs"] / n,
+                    }
+                )
         if pd.notna(r.get("op_estimate_j")):
-            rows.append({**r[["machine", "dataset", "hidden", "model", "fraction"]].to_dict(),
-                         "meter": "operation count (estimated)",
-                         "j_per_example": r["op_estimate_j"] * r["epochs"] / n})
+            rows.append(
+                {
+                    **r[["machine", "dataset", "hidden", "model", "fraction"]].to_dict(),
+                    "meter": "operation count (estimated)",
+                    "j_per_example": r["op_estimate_j"] * r["epochs"] / n,
+                }
+            )
     if not rows:
         return None
     data = pd.DataFrame(rows)
     meters = sorted(data["meter"].unique())
     fig, axes = _panels(len(meters))
     for ax, meter in zip(axes, meters, strict=True):
-        sub = data[data["meter"] == meter].groupby(["model", "fraction"], as_index=False)[
-            "j_per_example"].mean()
+        sub = (
+            data[data["meter"] == meter]
+            .groupby(["model", "fraction"], as_index=False)["j_per_example"]
+            .mean()
+        )
         for model in SPARSE_ORDER:
             m = sub[sub["model"] == model].sort_values("fraction")
             if not m.empty:
-                ax.plot(100 * m["fraction"], m["j_per_example"], marker="o",
-                        color=_colour(model), label=_label(model))
+                ax.plot(
+                    100 * m["fraction"],
+                    m["j_per_example"],
+                    marker="o",
+                    color=_colour(model),
+                    label=_label(model),
+                )
         dense = sub[sub["model"] == "dense"]
         if not dense.empty:
-            ax.axhline(dense["j_per_example"].mean(), color=_colour("dense"), ls="--",
-                       label=_label("dense"))
+            ax.axhline(
+                dense["j_per_example"].mean(),
+                color=_colour("dense"),
+                ls="--",
+                label=_label("dense"),
+            )
         _pct_axis(ax)
         ax.set_yscale("log")
         ax.set_ylabel("energy per training example (J)")
@@ -363,13 +401,16 @@ def machine_comparison(res: Results) -> Figure | None:
     data = df.groupby(["machine", "model"], as_index=False)["examples_per_s"].mean()
     machines = sorted(data["machine"].unique())
     models_present = [m for m in ("dense", *SPARSE_ORDER) if m in set(data["model"])]
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.8 * len(machines) * len(models_present)), 3.5),
-                           layout="constrained")
+    fig, ax = plt.subplots(
+        figsize=(max(5.0, 0.8 * len(machines) * len(models_present)), 3.5), layout="constrained"
+    )
     width = 0.8 / max(len(models_present), 1)
     x = np.arange(len(machines))
     for i, model in enumerate(models_present):
-        vals = [data[(data["machine"] == mc) & (data["model"] == model)]["examples_per_s"]
-                .mean() for mc in machines]
+        vals = [
+            data[(data["machine"] == mc) & (data["model"] == model)]["examples_per_s"].mean()
+            for mc in machines
+        ]
         ax.bar(x + i * width, vals, width, color=_colour(model), label=_label(model))
     ax.set_xticks(x + width * (len(models_present) - 1) / 2)
     ax.set_xticklabels(machines, fontsize=8)

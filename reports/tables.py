@@ -22,13 +22,16 @@ def summary(res: Results) -> pd.DataFrame:
     energy_cols = [col for col in c.columns if col.startswith("cpu_") and col.endswith("_j")]
     for col in energy_cols:  # the last epoch's energy over its examples
         c[col.replace("_j", "_j_per_example")] = c[col] / c["n_train"]
-    value_cols = ["test_accuracy", "mults_per_example", "examples_per_s",
-                  *[col.replace("_j", "_j_per_example") for col in energy_cols]]
+    value_cols = [
+        "test_accuracy",
+        "mults_per_example",
+        "examples_per_s",
+        *[col.replace("_j", "_j_per_example") for col in energy_cols],
+    ]
     t = c.groupby(_KEYS, as_index=False)[value_cols].mean()
     ref_cols = ["test_accuracy", "mults_per_example", "examples_per_s"]
     dense = t.loc[t["model"] == "dense", ["machine", "dataset", "hidden", *ref_cols]]
-    ref = t.merge(dense, on=["machine", "dataset", "hidden"], how="left",
-                  suffixes=("", "_dense"))
+    ref = t.merge(dense, on=["machine", "dataset", "hidden"], how="left", suffixes=("", "_dense"))
     t["accuracy_gap_pp"] = 100 * (ref["test_accuracy"] - ref["test_accuracy_dense"])
     t["mults_vs_dense_pct"] = 100 * ref["mults_per_example"] / ref["mults_per_example_dense"]
     t["speed_vs_dense"] = ref["examples_per_s"] / ref["examples_per_s_dense"]

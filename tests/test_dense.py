@@ -120,9 +120,7 @@ def test_counts_match_closed_form(sizes, n, batch, optimizer, l2):
 
 
 def _train_once(seed, X, y):
-    net = models.build(
-        "dense", {"n_inputs": 64, "n_classes": 10, "hidden": [32, 16], "seed": seed}
-    )
+    net = models.build("dense", {"n_inputs": 64, "n_classes": 10, "hidden": [32, 16], "seed": seed})
     net.train_epoch(X[:300], y[:300])
     return net
 

@@ -35,8 +35,11 @@ def test_every_profile_has_unique_cell_ids():
         ids = [c.cell_id for c in cells]
         assert len(ids) == len(set(ids)), name
         # Baselines with every node kept would duplicate the dense reference.
-        assert not [c for c in cells if c.model in ("dropout", "standout", "wta")
-                    and c.settings["active_fraction"] == 1.0]
+        assert not [
+            c
+            for c in cells
+            if c.model in ("dropout", "standout", "wta") and c.settings["active_fraction"] == 1.0
+        ]
 
 
 def test_paper_profile_follows_the_released_code():
@@ -56,8 +59,14 @@ def test_unknown_profile_or_experiment_is_a_user_error():
 
 
 def _cell(model, epochs=2, seed=0):
-    settings = {"hidden": [16], "active_fraction": 1.0, "optimizer": "momentum", "lr": 0.05,
-                "batch_size": 16, "seed": seed}
+    settings = {
+        "hidden": [16],
+        "active_fraction": 1.0,
+        "optimizer": "momentum",
+        "lr": 0.05,
+        "batch_size": 16,
+        "seed": seed,
+    }
     return Cell("unit", "digits", model, settings, epochs, 300, 100)
 
 

@@ -13,27 +13,54 @@ from reports.html import build_report
 
 
 def _reading(domain, joules, mode, source="test", attributable=True):
-    return {"domain": domain, "energy_j": joules, "mode": mode, "source": source,
-            "reason": "", "attributable": attributable}
+    return {
+        "domain": domain,
+        "energy_j": joules,
+        "mode": mode,
+        "source": source,
+        "reason": "",
+        "attributable": attributable,
+    }
 
 
-def _record(model, fraction, accuracy, mults, wall_s, *, dataset="toy", cpu_j=2.0,
-            mode="estimated", n_train=100, threads=1, experiment="fraction_sweep"):
+def _record(
+    model,
+    fraction,
+    accuracy,
+    mults,
+    wall_s,
+    *,
+    dataset="toy",
+    cpu_j=2.0,
+    mode="estimated",
+    n_train=100,
+    threads=1,
+    experiment="fraction_sweep",
+):
     settings = {"hidden": [10], "active_fraction": fraction, "threads": threads, "seed": 0}
     epochs = [
         {
             "epoch": e,
             "wall_s": wall_s,
             "cpu_s": wall_s,
-            "energy": [_reading("cpu-package-0", cpu_j, mode),
-                       _reading("gpu-0", 50.0, "measured", attributable=False)],
+            "energy": [
+                _reading("cpu-package-0", cpu_j, mode),
+                _reading("gpu-0", 50.0, "measured", attributable=False),
+            ],
             "op_energy": _reading("ops", 1e-6, "estimated"),
             "train_loss": 1.0 / e,
             "test_accuracy": accuracy - 0.1 * (2 - e),
             "active_fraction": fraction,
             "computed_fraction": fraction if model == "lsh" else 1.0,
-            "mults": {"forward": mults, "backward": 0, "update": 0, "hashing": 0,
-                      "rebuild": 0, "inference": 0, "training": mults},
+            "mults": {
+                "forward": mults,
+                "backward": 0,
+                "update": 0,
+                "hashing": 0,
+                "rebuild": 0,
+                "inference": 0,
+                "training": mults,
+            },
             "extra": {},
         }
         for e in (1, 2)
@@ -61,12 +88,19 @@ def results(tmp_path):
         store.write_cell(_record("lsh", 0.5, 0.90, 5_000, 1.0 * speed))
         store.write_cell(_record("wta", 0.05, 0.70, 10_000, 2.0 * speed))
         for t in (1, 2):
-            store.write_cell(_record("lsh", 0.05, 0.89, 500, speed / t, threads=t,
-                                     experiment="thread_scaling"))
+            store.write_cell(
+                _record("lsh", 0.05, 0.89, 500, speed / t, threads=t, experiment="thread_scaling")
+            )
     ResultStore(tmp_path, "fast-box").write_cell(
-        {"experiment": "fraction_sweep", "cell_id": "broken", "status": "failed",
-         "error": "ValueError: boom", "dataset": {"name": "toy"},
-         "model": {"name": "lsh", "settings": {"active_fraction": 0.1}}})
+        {
+            "experiment": "fraction_sweep",
+            "cell_id": "broken",
+            "status": "failed",
+            "error": "ValueError: boom",
+            "dataset": {"name": "toy"},
+            "model": {"name": "lsh", "settings": {"active_fraction": 0.1}},
+        }
+    )
     return tmp_path
 
 
@@ -76,8 +110,12 @@ def test_frames_hold_every_epoch_cell_machine_and_failure(results):
     assert len(res.cells) == 2 * 6
     assert set(res.machines["machine"]) == {"fast-box", "slow-box"}
     assert res.failed["error"].tolist() == ["ValueError: boom"]
-    row = res.cells[(res.cells["machine"] == "fast-box") & (res.cells["model"] == "lsh")
-                    & (res.cells["fraction"] == 0.05) & (res.cells["experiment"] == "fraction_sweep")]
+    row = res.cells[
+        (res.cells["machine"] == "fast-box")
+        & (res.cells["model"] == "lsh")
+        & (res.cells["fraction"] == 0.05)
+        & (res.cells["experiment"] == "fraction_sweep")
+    ]
     assert row["mults_per_example"].item() == 5.0
     assert row["total_wall_s"].item() == 1.0
 
@@ -92,9 +130,13 @@ def test_summary_ratios_against_dense(results):
 
 def test_measured_and_estimated_energy_are_never_added():
     cols = energy_columns(
-        [_reading("cpu-package-0", 3.0, "measured"), _reading("cpu-package-1", 4.0, "measured"),
-         _reading("cpu", 10.0, "estimated"), _reading("gpu-0", 7.0, "measured", attributable=False),
-         {"domain": "dram-0", "energy_j": None, "mode": "unavailable", "source": "x"}],
+        [
+            _reading("cpu-package-0", 3.0, "measured"),
+            _reading("cpu-package-1", 4.0, "measured"),
+            _reading("cpu", 10.0, "estimated"),
+            _reading("gpu-0", 7.0, "measured", attributable=False),
+            {"domain": "dram-0", "energy_j": None, "mode": "unavailable", "source": "x"},
+        ],
         "",
     )
     assert cols["cpu_measured_j"] == 7.0
@@ -107,9 +149,15 @@ def test_report_draws_every_figure_and_labels_estimates(results, tmp_path):
     out = tmp_path / "report"
     index = build_report(results, out)
     html = index.read_text()
-    for name in ("accuracy_vs_fraction", "accuracy_per_epoch", "mults_vs_fraction",
-                 "throughput_vs_fraction", "energy_per_example", "thread_scaling",
-                 "machine_comparison"):
+    for name in (
+        "accuracy_vs_fraction",
+        "accuracy_per_epoch",
+        "mults_vs_fraction",
+        "throughput_vs_fraction",
+        "energy_per_example",
+        "thread_scaling",
+        "machine_comparison",
+    ):
         assert (out / f"{name}.png").stat().st_size > 1000
         assert f'src="{name}.png"' in html
     assert "estimated" in html and "fast-box" in html and "slow-box" in html

@@ -21,7 +21,11 @@ def _run(args, cwd, timeout=300):
     env = {**os.environ, "HASHSPARSE_MACHINE_ID": "test-machine", "PYTHONPATH": str(ROOT)}
     return subprocess.run(
         [sys.executable, str(ROOT / "run_all.py"), *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -45,7 +49,9 @@ def smoke(tmp_path_factory):
 
 def test_smoke_run_writes_records_for_every_model(smoke):
     work, proc = smoke
-    records = [json.loads(p.read_text()) for p in (work / "results" / "test-machine").glob("*/*.json")]
+    records = [
+        json.loads(p.read_text()) for p in (work / "results" / "test-machine").glob("*/*.json")
+    ]
     assert records and all(r["status"] == "ok" for r in records)
     models_run = {r["model"]["name"] for r in records}
     assert {"dense", "dropout", "standout", "wta"} <= models_run
@@ -106,7 +112,9 @@ def test_user_mistakes_get_one_clear_line(tmp_path, args, needle):
     assert "Traceback" not in proc.stderr
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+CHROMIUM = (
+    shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+)
 
 
 @pytest.mark.browser
@@ -115,11 +123,24 @@ def test_report_renders_in_a_real_browser_with_every_figure_decoded(smoke, tmp_p
     work, _ = smoke
     index = work / "report" / "index.html"
     proc = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-         "--virtual-time-budget=5000", "--dump-dom", index.as_uri()],
-        capture_output=True, text=True, timeout=120,
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            index.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     match = re.search(r'data-images-loaded="(\d+)/(\d+)"', proc.stdout)
     assert match, proc.stderr[-2000:]

@@ -57,6 +57,8 @@ def test_nan_is_refused_rather_than_written_as_invalid_json(tmp_path):
     assert not (tmp_path / "x.json").exists()
 
 
-@pytest.mark.parametrize(("raw", "clean"), [("a b/c", "a_b_c"), ("..", "unnamed"), ("ok-1.2", "ok-1.2")])
+@pytest.mark.parametrize(
+    ("raw", "clean"), [("a b/c", "a_b_c"), ("..", "unnamed"), ("ok-1.2", "ok-1.2")]
+)
 def test_safe_names(raw, clean):
     assert safe_name(raw) == clean
