@@ -132,6 +132,8 @@ def load_results(roots: list[Path] | Path) -> Results:
             last.update(
                 epochs=len(rows),
                 total_wall_s=cum_wall,
+                # over the whole run, so rebuild schedules that change by epoch are amortised
+                mults_per_example=sum(r["mults_training"] for r in rows) / (n_train * len(rows)),
                 inference_wall_s=inf.get("wall_s"),
                 inference_mults_per_example=(
                     inf.get("mults", 0) / max(inf.get("n_examples", 1), 1)

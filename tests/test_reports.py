@@ -3,6 +3,7 @@ labelling of energy modes, machine comparison, and a clear error when there is n
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from harness.errors import UserError
@@ -172,3 +173,13 @@ def test_no_results_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no result records"):
         build_report(tmp_path / "empty", tmp_path / "out")
+
+
+def test_time_and_energy_to_reach_dense_accuracy(results):
+    s = tables.summary(load_results(results)).set_index(["machine", "model", "fraction"])
+    # Dense ends at 0.90, so the target is 0.89: LSH at 5% reaches it in epoch 2 (0.79, 0.89).
+    lsh = s.loc[("fast-box", "lsh", 0.05)]
+    assert lsh["epochs_to_target"] == 2
+    assert lsh["time_to_target_s"] == pytest.approx(1.0)
+    assert lsh["cpu_estimated_j_to_target"] == pytest.approx(4.0)
+    assert pd.isna(s.loc[("fast-box", "wta", 0.05)]["epochs_to_target"])  # 0.70 never does
