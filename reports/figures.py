@@ -90,6 +90,37 @@ def _errorbar(ax, x, stats: pd.DataFrame, value: str, model: str, **kw) -> None:
     )
 
 
+def _fraction_panel(
+    ax,
+    sub: pd.DataFrame,
+    value: str,
+    ylabel: str,
+    title: str,
+    log_y: bool = False,
+    errorbars: bool = True,
+) -> None:  # type: ignore[no-untyped-def]
+    """One panel against % active: a curve per sparse model, the dense network as a line."""
+    for model in SPARSE_ORDER:
+        m = sub[sub["model"] == model].sort_values("fraction")
+        if m.empty:
+            continue
+        if errorbars:
+            _errorbar(ax, 100 * m["fraction"], m, value, model)
+        else:
+            ax.plot(
+                100 * m["fraction"], m[value], marker="o", color=_colour(model), label=_label(model)
+            )
+    dense = sub[sub["model"] == "dense"]
+    if not dense.empty:
+        ax.axhline(dense[value].mean(), color=_colour("dense"), ls="--", label=_label("dense"))
+    _pct_axis(ax)
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9 if "\n" in title else None)
+    ax.grid(alpha=0.3, which="both" if log_y else "major")
+
+
 def _sweep(res: Results) -> pd.DataFrame:
     c = res.cells
     if c.empty:
@@ -109,22 +140,13 @@ def accuracy_vs_fraction(res: Results) -> Figure | None:
     for ax, (dataset, hidden) in zip(axes, panels, strict=True):
         sub = stats[(stats["dataset"] == dataset) & (stats["hidden"] == hidden)]
         sub = sub.groupby(["model", "fraction"], as_index=False).mean(numeric_only=True)
-        for model in SPARSE_ORDER:
-            m = sub[sub["model"] == model].sort_values("fraction")
-            if not m.empty:
-                _errorbar(ax, 100 * m["fraction"], m, "test_accuracy", model)
-        dense = sub[sub["model"] == "dense"]
-        if not dense.empty:
-            ax.axhline(
-                dense["test_accuracy"].mean(),
-                color=_colour("dense"),
-                ls="--",
-                label=_label("dense"),
-            )
-        _pct_axis(ax)
-        ax.set_ylabel("test accuracy (fraction correct)")
-        ax.set_title(f"{dataset}, hidden {hidden}")
-        ax.grid(alpha=0.3)
+        _fraction_panel(
+            ax,
+            sub,
+            "test_accuracy",
+            "test accuracy (fraction correct)",
+            f"{dataset}, hidden {hidden}",
+        )
     axes[0].legend(fontsize=8)
     return Figure(
         "accuracy_vs_fraction",
@@ -188,23 +210,14 @@ def mults_vs_fraction(res: Results) -> Figure | None:
     fig, axes = _panels(len(panels))
     for ax, (dataset, hidden) in zip(axes, panels, strict=True):
         sub = stats[(stats["dataset"] == dataset) & (stats["hidden"] == hidden)]
-        for model in SPARSE_ORDER:
-            m = sub[sub["model"] == model].sort_values("fraction")
-            if not m.empty:
-                _errorbar(ax, 100 * m["fraction"], m, "mults_per_example", model)
-        dense = sub[sub["model"] == "dense"]
-        if not dense.empty:
-            ax.axhline(
-                dense["mults_per_example"].mean(),
-                color=_colour("dense"),
-                ls="--",
-                label=_label("dense"),
-            )
-        _pct_axis(ax)
-        ax.set_yscale("log")
-        ax.set_ylabel("multiplications per training example")
-        ax.set_title(f"{dataset}, hidden {hidden}")
-        ax.grid(alpha=0.3, which="both")
+        _fraction_panel(
+            ax,
+            sub,
+            "mults_per_example",
+            "multiplications per training example",
+            f"{dataset}, hidden {hidden}",
+            log_y=True,
+        )
     axes[0].legend(fontsize=8)
     return Figure(
         "mults_vs_fraction",
@@ -233,23 +246,14 @@ def throughput_vs_fraction(res: Results) -> Figure | None:
             & (stats["dataset"] == dataset)
             & (stats["hidden"] == hidden)
         ]
-        for model in SPARSE_ORDER:
-            m = sub[sub["model"] == model].sort_values("fraction")
-            if not m.empty:
-                _errorbar(ax, 100 * m["fraction"], m, "examples_per_s", model)
-        dense = sub[sub["model"] == "dense"]
-        if not dense.empty:
-            ax.axhline(
-                dense["examples_per_s"].mean(),
-                color=_colour("dense"),
-                ls="--",
-                label=_label("dense"),
-            )
-        _pct_axis(ax)
-        ax.set_yscale("log")
-        ax.set_ylabel("training examples per second")
-        ax.set_title(f"{machine}\n{dataset}, hidden {hidden}", fontsize=9)
-        ax.grid(alpha=0.3, which="both")
+        _fraction_panel(
+            ax,
+            sub,
+            "examples_per_s",
+            "training examples per second",
+            f"{machine}\n{dataset}, hidden {hidden}",
+            log_y=True,
+        )
     axes[0].legend(fontsize=8)
     return Figure(
         "throughput_vs_fraction",
@@ -353,29 +357,15 @@ def energy_per_example(res: Results) -> Figure | None:
             .groupby(["model", "fraction"], as_index=False)["j_per_example"]
             .mean()
         )
-        for model in SPARSE_ORDER:
-            m = sub[sub["model"] == model].sort_values("fraction")
-            if not m.empty:
-                ax.plot(
-                    100 * m["fraction"],
-                    m["j_per_example"],
-                    marker="o",
-                    color=_colour(model),
-                    label=_label(model),
-                )
-        dense = sub[sub["model"] == "dense"]
-        if not dense.empty:
-            ax.axhline(
-                dense["j_per_example"].mean(),
-                color=_colour("dense"),
-                ls="--",
-                label=_label("dense"),
-            )
-        _pct_axis(ax)
-        ax.set_yscale("log")
-        ax.set_ylabel("energy per training example (J)")
-        ax.set_title(meter)
-        ax.grid(alpha=0.3, which="both")
+        _fraction_panel(
+            ax,
+            sub,
+            "j_per_example",
+            "energy per training example (J)",
+            meter,
+            log_y=True,
+            errorbars=False,
+        )
     axes[0].legend(fontsize=8)
     return Figure(
         "energy_per_example",
