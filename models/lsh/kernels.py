@@ -2,13 +2,17 @@
 
 Layout (built by ``network.py``):
 
+- ``W`` holds each weight with its optimizer state beside it: entry (j, i) of a layer is
+  ``W[(woff + j*n_in + i)*st + s]`` with s = 0 the weight, 1 the velocity, 2 the Adagrad
+  sum (``st`` = 1, 2 or 3 by optimizer). A sparse update touches one cache line per weight
+  instead of three (measured 3.4x faster on random rows than separate arrays).
 - ``meta`` int64 (n_layers, 8), one row per weight layer: n_in, n_out, woff (offset of the
-  layer's (n_out, n_in) block in ``W``), boff (offset in ``B``), pool (block size of the
+  layer's (n_out, n_in) block in ``W``, in weights), boff (offset in ``B``), pool (block size of the
   pooling before hashing), dp (pooled input width), poff (offset of the layer's query
   projections (dp + 1, K*L) in ``P``, the last row belongs to the bias), cap (active-set cap).
 - ``ip`` int64: K, L, C (bucket capacity), selection (0 topk, 1 threshold, 2 union),
   min_count, pad (0/1), optimizer (0 sgd, 1 momentum, 2 adagrad_momentum), overflow
-  (0 reservoir, 1 fifo), max width, number of hidden layers.
+  (0 reservoir, 1 fifo), max width, number of hidden layers, st (entries per weight).
 - ``hp`` (the weights' dtype): lr, momentum, l2, adagrad epsilon.
 - Tables: ``tab`` int32 (H, L, 2^K, C) flattened, ``tsize`` int32 and ``tseen`` int64
   (H, L, 2^K): slots used and insertions seen by each bucket.
@@ -246,27 +250,28 @@ def _select(acc, layer, n_out, cap, ip, tab, tsize, counts, touched, hist, sel, 
 
 
 @njit(cache=True, fastmath=_FM, inline="always")
-def _update(W, V, A, i, g, kind, lr, mu, l2, eps) -> None:
-    """models.optim's rules on one entry (same operation order, so the same floats)."""
+def _update(W, V, A, i, iv, ia, g, kind, lr, mu, l2, eps) -> None:
+    """models.optim's rules on one entry (same operation order, so the same floats): weight
+    W[i], velocity V[iv], squared-gradient sum A[ia]."""
     w = W[i]
     if l2 > 0:
         g = g + l2 * w
     if kind == 0:
         W[i] = w - lr * g
     elif kind == 1:
-        v = mu * V[i] + lr * g
-        V[i] = v
+        v = mu * V[iv] + lr * g
+        V[iv] = v
         W[i] = w - v
     else:
-        a = A[i] + g * g
-        A[i] = a
-        v = mu * V[i] + g * (lr / (eps + np.sqrt(a)))
-        V[i] = v
+        a = A[ia] + g * g
+        A[ia] = a
+        v = mu * V[iv] + g * (lr / (eps + np.sqrt(a)))
+        V[iv] = v
         W[i] = w - v
 
 
 @njit(cache=True, fastmath=_FM)
-def _example(mode, x, yv, meta, ip, hp, W, B, VW, AW, VB, AB, GW, GB, P, tab, tsize,
+def _example(mode, x, yv, meta, ip, hp, W, B, VB, AB, GW, GB, P, tab, tsize,
              dirty, aidx, aval, acnt, sel, selcnt, counts, touched, hist, acc, pooled,
              logits, dA, dA2, cnt, state, rec_sets, rec_n, rec_row):
     """One example: hash + select + sparse forward; then (mode 0) sparse backward with
@@ -277,6 +282,7 @@ def _example(mode, x, yv, meta, ip, hp, W, B, VW, AW, VB, AB, GW, GB, P, tab, ts
     KL = ip[0] * ip[1]
     opt = ip[6]
     maxw = ip[8]
+    st = ip[10]
     lr, mu, l2, eps = hp[0], hp[1], hp[2], hp[3]
     zero = hp[0] - hp[0]
     # level 0: the input's non-zeros (the first layer exploits sparse inputs)
@@ -311,8 +317,12 @@ def _example(mode, x, yv, meta, ip, hp, W, B, VW, AW, VB, AB, GW, GB, P, tab, ts
             j = sel[l, q]
             row = woff + j * n_in
             z = B[boff + j]
-            for k in range(nnz):
-                z += W[row + aidx[l, k]] * aval[l, k]
+            if st == 1:
+                for k in range(nnz):
+                    z += W[row + aidx[l, k]] * aval[l, k]
+            else:
+                for k in range(nnz):
+                    z += W[(row + aidx[l, k]) * st] * aval[l, k]
             if z > 0:  # ReLU: only positive outputs feed the next layer
                 aidx[l + 1, nxt] = j
                 aval[l + 1, nxt] = z
@@ -327,7 +337,7 @@ def _example(mode, x, yv, meta, ip, hp, W, B, VW, AW, VB, AB, GW, GB, P, tab, ts
         row = woff + c * n_in
         z = B[boff + c]
         for k in range(nnz):
-            z += W[row + aidx[H, k]] * aval[H, k]
+            z += W[(row + aidx[H, k]) * st] * aval[H, k]
         logits[c] = z
         if z > zmax:
             zmax = z
@@ -375,17 +385,19 @@ def _example(mode, x, yv, meta, ip, hp, W, B, VW, AW, VB, AB, GW, GB, P, tab, ts
                     dirty[l * maxw + j] = 1
             row = woff + j * n_in
             if mode == MODE_TRAIN:
+                if need_da:  # gradient of the layer below from the old weights first
+                    for k in range(nnz):
+                        dA2[k] += dz * W[(row + aidx[l, k]) * st]
                 for k in range(nnz):
-                    wi = row + aidx[l, k]
-                    if need_da:
-                        dA2[k] += dz * W[wi]
-                    _update(W, VW, AW, wi, dz * aval[l, k], opt, lr, mu, l2, eps)
-                _update(B, VB, AB, boff + j, dz, opt, lr, mu, zero, eps)
+                    wi = (row + aidx[l, k]) * st
+                    _update(W, W, W, wi, wi + 1, wi + 2, dz * aval[l, k], opt, lr, mu, l2,
+                            eps)
+                _update(B, VB, AB, boff + j, boff + j, boff + j, dz, opt, lr, mu, zero, eps)
             else:
                 for k in range(nnz):
                     wi = row + aidx[l, k]
                     if need_da:
-                        dA2[k] += dz * W[wi]
+                        dA2[k] += dz * W[wi * st]
                     GW[wi] += dz * aval[l, k] * inv_m
                 GB[boff + j] += dz * inv_m
         m_bwd += nrows * nnz * (2 if need_da else 1)
@@ -426,7 +438,7 @@ def _scratch(meta, ip, dtype_probe):
 
 
 @njit(cache=True, parallel=True)
-def train_segment(X, y, order, meta, ip, hp, W, B, VW, AW, VB, AB, P, tab, tsize, dirty,
+def train_segment(X, y, order, meta, ip, hp, W, B, VB, AB, P, tab, tsize, dirty,
                   seeds, n_chunks, st_cnt, st_loss, st_active, st_pad, rec_sets, rec_n,
                   record):
     """Hogwild: chunk c of ``order`` is trained by one thread, example by example, all
@@ -446,8 +458,8 @@ def train_segment(X, y, order, meta, ip, hp, W, B, VW, AW, VB, AB, P, tab, tsize
         for e in range(lo, hi):
             ex = order[e]
             rr = e if record else -1
-            loss, a, p = _example(MODE_TRAIN, X[ex], y[ex], meta, ip, hp, W, B, VW, AW, VB,
-                                  AB, W[:0], B[:0], P, tab, tsize, dirty, aidx, aval,
+            loss, a, p = _example(MODE_TRAIN, X[ex], y[ex], meta, ip, hp, W, B, VB, AB,
+                                  W[:0], B[:0], P, tab, tsize, dirty, aidx, aval,
                                   acnt, sel, selcnt, counts, touched, hist, acc, pooled,
                                   logits, dA, dA2, cnt, state, rec_sets, rec_n, rr)
             loss_sum += loss
@@ -476,7 +488,7 @@ def infer(X, meta, ip, hp, W, B, P, tab, tsize, seeds, n_chunks, out, st_cnt, re
         dirty = np.zeros(1, np.uint8)
         for e in range(lo, hi):
             rr = e if record else -1
-            _example(MODE_INFER, X[e], 0, meta, ip, hp, W, B, W[:0], W[:0], B[:0], B[:0],
+            _example(MODE_INFER, X[e], 0, meta, ip, hp, W, B, B[:0], B[:0],
                      W[:0], B[:0], P, tab, tsize, dirty, aidx, aval, acnt, sel, selcnt,
                      counts, touched, hist, acc, pooled, logits, dA, dA2, cnt, state,
                      rec_sets, rec_n, rr)
@@ -500,7 +512,7 @@ def grad_batch(X, y, meta, ip, hp, W, B, GW, GB, P, tab, tsize, seed):
     rec_n = np.zeros((1, 1), np.int32)
     loss_sum = 0.0
     for e in range(X.shape[0]):
-        loss, a, p = _example(MODE_GRAD, X[e], y[e], meta, ip, hp, W, B, W[:0], W[:0],
+        loss, a, p = _example(MODE_GRAD, X[e], y[e], meta, ip, hp, W, B,
                               B[:0], B[:0], GW, GB, P, tab, tsize, dirty, aidx, aval, acnt,
                               sel, selcnt, counts, touched, hist, acc, pooled, logits, dA,
                               dA2, cnt, state, rec_sets, rec_n, -1)
