@@ -60,6 +60,15 @@ def read_idx(path: str | os.PathLike[str], expect_magic: int | None = None) -> n
         raise DataError(f"{path}: truncated inside the header ({len(raw)} of {header} bytes)")
     dims = struct.unpack(f">{ndim}I", raw[4:header])
     dtype = _TYPES[type_code]
+    data = array_after_header(path, raw, header, dims, dtype)
+    return data.astype(dtype.newbyteorder("="), copy=False)
+
+
+def array_after_header(
+    path: object, raw: bytes, header: int, dims: tuple[int, ...], dtype: np.dtype
+) -> np.ndarray:
+    """The array of ``dims`` that follows a ``header``-byte header, checking that the file
+    holds exactly that many bytes (IDX and smallNORB files share this layout)."""
     count = int(np.prod(dims, dtype=np.int64))
     need, have = count * dtype.itemsize, len(raw) - header
     if have < need:
@@ -68,8 +77,7 @@ def read_idx(path: str | os.PathLike[str], expect_magic: int | None = None) -> n
         )
     if have > need:
         raise DataError(f"{path}: {have - need} unexpected bytes after the data of shape {dims}")
-    data = np.frombuffer(raw, dtype=dtype, count=count, offset=header).reshape(dims)
-    return data.astype(dtype.newbyteorder("="), copy=False)
+    return np.frombuffer(raw, dtype=dtype, count=count, offset=header).reshape(dims)
 
 
 def read_images_labels(

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.datasets.idx import read_bytes
+from harness.datasets.idx import array_after_header, read_bytes
 from harness.datasets.split import stratified_subset
 from harness.errors import DataError
 
@@ -68,16 +68,7 @@ def read_norb(path: str | os.PathLike[str], expect_magic: int | None = None) -> 
     if len(raw) < header:
         raise DataError(f"{path}: truncated inside the header ({len(raw)} of {header} bytes)")
     dims = struct.unpack(f"<{n_sizes}I", raw[8:header])[:ndim]
-    dtype = _DTYPES[magic]
-    count = int(np.prod(dims, dtype=np.int64))
-    need, have = count * dtype.itemsize, len(raw) - header
-    if have < need:
-        raise DataError(
-            f"{path}: truncated: shape {dims} needs {need} data bytes, the file holds {have}"
-        )
-    if have > need:
-        raise DataError(f"{path}: {have - need} unexpected bytes after the data of shape {dims}")
-    return np.frombuffer(raw, dtype=dtype, count=count, offset=header).reshape(dims)
+    return array_after_header(path, raw, header, dims, _DTYPES[magic])
 
 
 def candidate_dirs(data_dir: str | os.PathLike[str] | None = None) -> list[Path]:
