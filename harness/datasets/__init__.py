@@ -10,8 +10,8 @@ set except smallNORB, which is in [-1, 1] (``info(name)["value_range"]``).
 Names: "digits", "mnist", "fashion-mnist", "mnist-5k", "mnist-auto" (= ``resolve_mnist``),
 "mnist8m" (or "mnist8m-k<N>" for N deformed copies per digit), "smallnorb" (alias "norb"),
 "convex", "rectangles", "rectangles-images". ``available()`` says which this machine can load
-and why not; ``info(name)`` gives features, classes, value range, the paper's split sizes, the source
-and every choice a generator makes.
+and why not; ``info(name)`` gives features, classes, value range, the paper's split sizes, the
+source and every choice a generator makes.
 
 ``n`` takes a class-stratified subset drawn from ``seed``. ``seed`` also fixes everything random
 about the data itself: generated sets, the mnist-5k train/test split, which 20,000 smallNORB
