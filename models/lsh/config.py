@@ -8,7 +8,7 @@ from models.base import ConfigError, NetConfig, _check
 
 HASH_FAMILIES = ("srp", "simple_lsh")
 OVERFLOW_POLICIES = ("reservoir", "fifo")
-SELECTIONS = ("topk", "threshold", "union")
+SELECTIONS = ("topk", "threshold", "union", "hamming", "exact")  # exact: oracle
 REBUILD_SCHEDULES = ("paper", "fixed", "decay")
 INFERENCE_MODES = ("sparse", "dense")
 _MAX_TABLE_BYTES = 1 << 31  # 2 GiB of bucket slots is certainly a mistake
@@ -36,7 +36,11 @@ class LSHConfig(NetConfig):
     pool_hidden: int = 1  # block size for hidden-layer inputs
     bucket_capacity: int = 128  # slots per bucket; what overflows follows ``overflow``
     overflow: str = "reservoir"  # reservoir sampling or FIFO (newest evicts oldest)
-    selection: str = "topk"  # topk by collision count | threshold (count >= min_count) | union
+    # topk by collision count | threshold (count >= min_count) | union (arrival order) |
+    # hamming (every neuron ranked by sign bits shared with the query over all K*L bits:
+    # SimHash sketch ranking, no multiplications, O(width) bit operations) |
+    # exact (oracle: every pre-activation computed and counted; an upper bound, not LSH)
+    selection: str = "topk"
     min_count: int = 2  # for selection="threshold"
     pad_random: bool = False  # fill a short active set up to the cap with random neurons
     rebuild: str = "decay"  # paper | fixed (every rebuild_interval examples) | decay (SLIDE)

@@ -28,7 +28,8 @@ caller, one per thread chunk: no global generator is used.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 _FM = {"reassoc", "contract"}  # reorder sums (SIMD); no unsafe NaN/inf assumptions
 
@@ -50,6 +51,80 @@ def _rand(state: np.ndarray) -> np.uint64:
 @njit(cache=True, inline="always")
 def _randint(state: np.ndarray, n: int) -> int:
     return int((_rand(state) >> np.uint64(11)) % np.uint64(n))
+
+
+@intrinsic
+def _popcount(typingctx, x):  # type: ignore[no-untyped-def]
+    """LLVM's ctpop on a uint64 (one POPCNT instruction)."""
+    sig = types.uint64(types.uint64)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        fn = builder.module.declare_intrinsic("llvm.ctpop", [args[0].type])
+        return builder.call(fn, args)
+
+    return sig, codegen
+
+
+@njit(cache=True)
+def pack_sketches(proj: np.ndarray, rows: np.ndarray, sk: np.ndarray, layer: int,
+                  maxw: int) -> None:
+    """Sign bits of each neuron's K*L projections, 64 to a word, into the flat sketch
+    array (layer, neuron, word)."""
+    nw = (proj.shape[1] + 63) // 64
+    for r in range(rows.shape[0]):
+        base = (layer * maxw + rows[r]) * nw
+        for w in range(nw):
+            sk[base + w] = np.uint64(0)
+        for b in range(proj.shape[1]):
+            if proj[r, b] > 0:
+                sk[base + b // 64] |= np.uint64(1) << np.uint64(b % 64)
+
+
+@njit(cache=True, inline="always")
+def _select_hamming(acc, layer, n_out, cap, ip, sk, dist, hist, qw, sel, state):
+    """All neurons ranked by how many of the K*L sign bits their sketch shares with the
+    query's (SimHash angle estimate); the cap closest are kept, ties from a random start."""
+    KL = ip[0] * ip[1]
+    maxw = ip[8]
+    nw = (KL + 63) // 64
+    for w in range(nw):
+        qw[w] = np.uint64(0)
+    for b in range(KL):
+        if acc[b] > 0:
+            qw[b // 64] |= np.uint64(1) << np.uint64(b % 64)
+    for c in range(KL + 1):
+        hist[c] = 0
+    base = layer * maxw * nw
+    for j in range(n_out):
+        dd = np.uint64(0)
+        o = base + j * nw
+        for w in range(nw):
+            dd += _popcount(qw[w] ^ sk[o + w])
+        di = int(dd)
+        dist[j] = di
+        hist[di] += 1
+    take = min(cap, n_out)
+    below = 0
+    dstar = 0
+    while below + hist[dstar] < take:
+        below += hist[dstar]
+        dstar += 1
+    ties_left = take - below
+    n_sel = 0
+    start = _randint(state, n_out)
+    for q in range(n_out):
+        j = start + q
+        if j >= n_out:
+            j -= n_out
+        dj = dist[j]
+        if dj < dstar:
+            sel[n_sel] = j
+            n_sel += 1
+        elif dj == dstar and ties_left > 0:
+            sel[n_sel] = j
+            n_sel += 1
+            ties_left -= 1
+    return n_sel, 0
 
 
 # -- tables ------------------------------------------------------------------------------
@@ -249,6 +324,22 @@ def _select(acc, layer, n_out, cap, ip, tab, tsize, counts, touched, hist, sel, 
     return n_sel, padded
 
 
+@njit(cache=True, fastmath=_FM)
+def _exact_topk(W, B, st, woff, boff, n_in, n_out, cap, idx, val, nnz, sel):
+    z = np.empty(n_out, W.dtype)
+    for j in range(n_out):
+        row = woff + j * n_in
+        t = B[boff + j]
+        for k in range(nnz):
+            t += W[(row + idx[k]) * st] * val[k]
+        z[j] = -t
+    order = np.argsort(z)
+    s = min(cap, n_out)
+    for q in range(s):
+        sel[q] = order[q]
+    return s, 0
+
+
 @njit(cache=True, fastmath=_FM, inline="always")
 def _update(W, V, A, i, iv, ia, g, kind, lr, mu, l2, eps) -> None:
     """models.optim's rules on one entry (same operation order, so the same floats): weight
@@ -271,7 +362,7 @@ def _update(W, V, A, i, iv, ia, g, kind, lr, mu, l2, eps) -> None:
 
 
 @njit(cache=True, fastmath=_FM)
-def _example(mode, x, yv, meta, ip, hp, W, B, VB, AB, GW, GB, P, tab, tsize,
+def _example(mode, x, yv, meta, ip, hp, W, B, VB, AB, GW, GB, P, tab, tsize, sk, qw,
              dirty, aidx, aval, acnt, sel, selcnt, counts, touched, hist, acc, pooled,
              logits, dA, dA2, cnt, state, rec_sets, rec_n, rec_row):
     """One example: hash + select + sparse forward; then (mode 0) sparse backward with
@@ -302,8 +393,16 @@ def _example(mode, x, yv, meta, ip, hp, W, B, VB, AB, GW, GB, P, tab, tsize,
         nnz = acnt[l]
         m_hash += _hash_query(P, meta[l, 6], meta[l, 5], meta[l, 4], KL, aidx[l], aval[l],
                               nnz, acc, pooled)
-        s, pd = _select(acc, l, n_out, meta[l, 7], ip, tab, tsize, counts, touched, hist,
-                        sel[l], state)
+        if ip[3] == 3:  # oracle: exact top-cap by pre-activation (diagnostic upper bound)
+            s, pd = _exact_topk(W, B, st, woff, boff, n_in, n_out, meta[l, 7], aidx[l],
+                                aval[l], nnz, sel[l])
+            m_fwd += n_out * nnz
+        elif ip[3] == 4:
+            s, pd = _select_hamming(acc, l, n_out, meta[l, 7], ip, sk, touched, hist, qw,
+                                    sel[l], state)
+        else:
+            s, pd = _select(acc, l, n_out, meta[l, 7], ip, tab, tsize, counts, touched,
+                            hist, sel[l], state)
         selcnt[l] = s
         active += s
         padded += pd
@@ -428,17 +527,19 @@ def _scratch(meta, ip, dtype_probe):
     selcnt = np.zeros(max(H, 1), np.int64)
     counts = np.zeros(maxw, np.int32)
     touched = np.zeros(maxw, np.int32)
-    hist = np.zeros(ip[1] + 2, np.int64)
+    hist = np.zeros(KL + 2, np.int64)
     acc = np.zeros(KL, dtype_probe.dtype)
     pooled = np.zeros(maxdp, dtype_probe.dtype)
     logits = np.zeros(n_cls, dtype_probe.dtype)
     dA = np.zeros(maxw, dtype_probe.dtype)
     dA2 = np.zeros(maxw, dtype_probe.dtype)
-    return aidx, aval, acnt, sel, selcnt, counts, touched, hist, acc, pooled, logits, dA, dA2
+    qw = np.zeros((KL + 63) // 64, np.uint64)
+    return (aidx, aval, acnt, sel, selcnt, counts, touched, hist, acc, pooled, logits, dA,
+            dA2, qw)
 
 
 @njit(cache=True, parallel=True)
-def train_segment(X, y, order, meta, ip, hp, W, B, VB, AB, P, tab, tsize, dirty,
+def train_segment(X, y, order, meta, ip, hp, W, B, VB, AB, P, tab, tsize, sk, dirty,
                   seeds, n_chunks, st_cnt, st_loss, st_active, st_pad, rec_sets, rec_n,
                   record):
     """Hogwild: chunk c of ``order`` is trained by one thread, example by example, all
@@ -448,7 +549,7 @@ def train_segment(X, y, order, meta, ip, hp, W, B, VB, AB, P, tab, tsize, dirty,
         lo = (n * c) // n_chunks
         hi = (n * (c + 1)) // n_chunks
         (aidx, aval, acnt, sel, selcnt, counts, touched, hist, acc, pooled, logits, dA,
-         dA2) = _scratch(meta, ip, W[:1])
+         dA2, qw) = _scratch(meta, ip, W[:1])
         state = np.empty(1, np.uint64)
         state[0] = seeds[c]
         cnt = np.zeros(5, np.int64)
@@ -459,7 +560,7 @@ def train_segment(X, y, order, meta, ip, hp, W, B, VB, AB, P, tab, tsize, dirty,
             ex = order[e]
             rr = e if record else -1
             loss, a, p = _example(MODE_TRAIN, X[ex], y[ex], meta, ip, hp, W, B, VB, AB,
-                                  W[:0], B[:0], P, tab, tsize, dirty, aidx, aval,
+                                  W[:0], B[:0], P, tab, tsize, sk, qw, dirty, aidx, aval,
                                   acnt, sel, selcnt, counts, touched, hist, acc, pooled,
                                   logits, dA, dA2, cnt, state, rec_sets, rec_n, rr)
             loss_sum += loss
@@ -473,7 +574,7 @@ def train_segment(X, y, order, meta, ip, hp, W, B, VB, AB, P, tab, tsize, dirty,
 
 
 @njit(cache=True, parallel=True)
-def infer(X, meta, ip, hp, W, B, P, tab, tsize, seeds, n_chunks, out, st_cnt, rec_sets,
+def infer(X, meta, ip, hp, W, B, P, tab, tsize, sk, seeds, n_chunks, out, st_cnt, rec_sets,
           rec_n, record):
     """Sparse inference (through the tables) of every row of X into ``out`` (logits)."""
     n = X.shape[0]
@@ -481,7 +582,7 @@ def infer(X, meta, ip, hp, W, B, P, tab, tsize, seeds, n_chunks, out, st_cnt, re
         lo = (n * c) // n_chunks
         hi = (n * (c + 1)) // n_chunks
         (aidx, aval, acnt, sel, selcnt, counts, touched, hist, acc, pooled, logits, dA,
-         dA2) = _scratch(meta, ip, W[:1])
+         dA2, qw) = _scratch(meta, ip, W[:1])
         state = np.empty(1, np.uint64)
         state[0] = seeds[c]
         cnt = np.zeros(5, np.int64)
@@ -489,7 +590,7 @@ def infer(X, meta, ip, hp, W, B, P, tab, tsize, seeds, n_chunks, out, st_cnt, re
         for e in range(lo, hi):
             rr = e if record else -1
             _example(MODE_INFER, X[e], 0, meta, ip, hp, W, B, B[:0], B[:0],
-                     W[:0], B[:0], P, tab, tsize, dirty, aidx, aval, acnt, sel, selcnt,
+                     W[:0], B[:0], P, tab, tsize, sk, qw, dirty, aidx, aval, acnt, sel, selcnt,
                      counts, touched, hist, acc, pooled, logits, dA, dA2, cnt, state,
                      rec_sets, rec_n, rr)
             for q in range(logits.shape[0]):
@@ -499,11 +600,11 @@ def infer(X, meta, ip, hp, W, B, P, tab, tsize, seeds, n_chunks, out, st_cnt, re
 
 
 @njit(cache=True)
-def grad_batch(X, y, meta, ip, hp, W, B, GW, GB, P, tab, tsize, seed):
+def grad_batch(X, y, meta, ip, hp, W, B, GW, GB, P, tab, tsize, sk, seed):
     """Mean loss and gradients (into GW, GB) of a batch, each example's computed exactly as
     a training step computes it (same active sets), with no update. Sequential."""
     (aidx, aval, acnt, sel, selcnt, counts, touched, hist, acc, pooled, logits, dA,
-     dA2) = _scratch(meta, ip, W[:1])
+     dA2, qw) = _scratch(meta, ip, W[:1])
     state = np.empty(1, np.uint64)
     state[0] = seed
     cnt = np.zeros(5, np.int64)
@@ -513,7 +614,7 @@ def grad_batch(X, y, meta, ip, hp, W, B, GW, GB, P, tab, tsize, seed):
     loss_sum = 0.0
     for e in range(X.shape[0]):
         loss, a, p = _example(MODE_GRAD, X[e], y[e], meta, ip, hp, W, B,
-                              B[:0], B[:0], GW, GB, P, tab, tsize, dirty, aidx, aval, acnt,
+                              B[:0], B[:0], GW, GB, P, tab, tsize, sk, qw, dirty, aidx, aval, acnt,
                               sel, selcnt, counts, touched, hist, acc, pooled, logits, dA,
                               dA2, cnt, state, rec_sets, rec_n, -1)
         loss_sum += loss

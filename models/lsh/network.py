@@ -34,7 +34,7 @@ from models.registry import register
 
 log = logging.getLogger(__name__)
 
-_SEL_CODES = {"topk": 0, "threshold": 1, "union": 2}
+_SEL_CODES = {"topk": 0, "threshold": 1, "union": 2, "exact": 3, "hamming": 4}
 _OVERFLOW_CODES = {"reservoir": 0, "fifo": 1}
 _AUX_SEED = 0x5EED_1F5  # fixed stream for inference and loss_and_grads: they never touch rng_
 _RECALL_SAMPLES = 256
@@ -179,7 +179,7 @@ class LSHNet(Model):
             rs, rn = (rec_sets[pos : pos + seg], rec_n[pos : pos + seg]) if \
                 self.record_active else (rec_sets, rec_n)
             kernels.train_segment(X, y, order[pos : pos + seg], self._meta, self._ip,
-                                  self._hp, self._W, self._B, self._VB, self._AB, self._P, self.tables_.tab, self.tables_.tsize,
+                                  self._hp, self._W, self._B, self._VB, self._AB, self._P, self.tables_.tab, self.tables_.tsize, self.tables_.sk,
                                   self._dirty, seeds, T, st_cnt, st_loss, st_active, st_pad,
                                   rs, rn, self.record_active)
             pos += seg
@@ -235,7 +235,7 @@ class LSHNet(Model):
         seeds = (np.arange(T, dtype=np.uint64) * np.uint64(1_000_003)
                  + np.uint64(seed & (2**63 - 1)))
         kernels.infer(X, self._meta, self._ip, self._hp, self._W, self._B, self._P,
-                      self.tables_.tab, self.tables_.tsize, seeds, T, out, st_cnt, rec_sets,
+                      self.tables_.tab, self.tables_.tsize, self.tables_.sk, seeds, T, out, st_cnt, rec_sets,
                       rec_n, record)
         return out, int(st_cnt[:, 0].sum() + st_cnt[:, 3].sum()), rec_sets, rec_n
 
@@ -265,7 +265,7 @@ class LSHNet(Model):
         hp = self._hp.copy()
         hp[4] = 1.0 / max(X.shape[0], 1)
         loss = kernels.grad_batch(X, y, self._meta, self._ip, hp, self._W, self._B, GW, GB,
-                                  self._P, self.tables_.tab, self.tables_.tsize,
+                                  self._P, self.tables_.tab, self.tables_.tsize, self.tables_.sk,
                                   np.uint64(self.config.seed ^ _AUX_SEED))
         sizes = self.config.layer_sizes
         gw, gb, wo, bo = [], [], 0, 0

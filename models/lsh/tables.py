@@ -3,7 +3,8 @@
 Storage: ``tab`` int32 (H, L, 2^K, C) of neuron ids, ``tsize`` int32 (H, L, 2^K) slots in
 use, ``tseen`` int64 (H, L, 2^K) neurons offered to the bucket since it was last cleared.
 Memory is fixed at construction: H*L*2^K*(4C + 12) bytes, plus each layer's last codes
-(n_out x L int32) for incremental rehashing.
+(n_out x L int32) for incremental rehashing and its packed K*L-bit sketches (n_out x
+ceil(K*L/64) uint64) for Hamming ranking.
 
 Overflow (a bucket offered more than C neurons): ``reservoir`` keeps a uniform sample of
 what arrived (each with probability C/seen); ``fifo`` keeps the C most recent arrivals.
@@ -33,6 +34,9 @@ class HashTables:
         self.tsize = np.zeros(H * L * nb, np.int32)
         self.tseen = np.zeros(H * L * nb, np.int64)
         self.codes = [np.zeros((n, L), np.int32) for n in n_out]
+        # every neuron's K*L sign bits, packed (selection="hamming" ranks by them)
+        self.n_words = (K * L + 63) // 64
+        self.sk = np.zeros(max(H, 1) * int(ip[8]) * self.n_words, np.uint64)
         self.built = False
         self.n_full = 0
         self.n_incremental = 0
@@ -57,7 +61,9 @@ class HashTables:
             proj, m = fam.neuron_projections(W[rows] if not full else W,
                                              b[rows] if not full else b, full)
             mults += m
-            codes = kernels.pack_codes(np.ascontiguousarray(proj), self.K, self.L)
+            proj = np.ascontiguousarray(proj)
+            kernels.pack_sketches(proj, rows, self.sk, layer, maxw)
+            codes = kernels.pack_codes(proj, self.K, self.L)
             kernels.table_update(self.tab, self.tsize, self.tseen, self.codes[layer],
                                  codes, rows, layer, self.ip, full, np.uint64(seed + layer))
             self.neurons_rehashed += rows.size
@@ -72,7 +78,7 @@ class HashTables:
 
     def nbytes(self) -> int:
         return int(self.tab.nbytes + self.tsize.nbytes + self.tseen.nbytes
-                   + sum(c.nbytes for c in self.codes))
+                   + sum(c.nbytes for c in self.codes) + self.sk.nbytes)
 
     def describe(self) -> dict:
         nb = 1 << self.K
