@@ -92,17 +92,17 @@ def _select_hamming(acc, layer, n_out, cap, ip, sk, dist, hist, qw, sel, state):
     for b in range(KL):
         if acc[b] > 0:
             qw[b // 64] |= np.uint64(1) << np.uint64(b % 64)
-    for c in range(KL + 1):
-        hist[c] = 0
     base = layer * maxw * nw
-    for j in range(n_out):
+    for j in range(n_out):  # branch-free and vectorised (VPOPCNTQ where the CPU has it)
         dd = np.uint64(0)
         o = base + j * nw
         for w in range(nw):
             dd += _popcount(qw[w] ^ sk[o + w])
-        di = int(dd)
-        dist[j] = di
-        hist[di] += 1
+        dist[j] = dd
+    for c in range(KL + 1):
+        hist[c] = 0
+    for j in range(n_out):
+        hist[dist[j]] += 1
     take = min(cap, n_out)
     below = 0
     dstar = 0
@@ -112,18 +112,22 @@ def _select_hamming(acc, layer, n_out, cap, ip, sk, dist, hist, qw, sel, state):
     ties_left = take - below
     n_sel = 0
     start = _randint(state, n_out)
-    for q in range(n_out):
-        j = start + q
-        if j >= n_out:
-            j -= n_out
+    # Keep everything closer than dstar and the first ties from `start` on (wrapping);
+    # written without unpredictable branches (each would mispredict about half the time).
+    for j in range(start, n_out):
         dj = dist[j]
-        if dj < dstar:
-            sel[n_sel] = j
-            n_sel += 1
-        elif dj == dstar and ties_left > 0:
-            sel[n_sel] = j
-            n_sel += 1
-            ties_left -= 1
+        tie = (dj == dstar) & (ties_left > 0)
+        keep = (dj < dstar) | tie
+        sel[n_sel] = j
+        n_sel += keep
+        ties_left -= tie
+    for j in range(start):
+        dj = dist[j]
+        tie = (dj == dstar) & (ties_left > 0)
+        keep = (dj < dstar) | tie
+        sel[n_sel] = j
+        n_sel += keep
+        ties_left -= tie
     return n_sel, 0
 
 
