@@ -122,8 +122,11 @@ def test_unknown_setting_is_named() -> None:
     [
         {"hidden": [1], "active_fraction": 0.05},  # width 1: cap is one node
         {"K": 8, "L": 30},  # K*L far larger than the layer; mostly empty buckets
-        {"K": 12, "L": 2, "active_fraction": 0.5},  # sparse buckets: short active sets
-        {"K": 1, "L": 3, "bucket_capacity": 1, "overflow": "fifo"},  # constant overflow
+        {"K": 8, "L": 30, "selection": "topk"},
+        {"K": 12, "L": 2, "active_fraction": 0.5, "selection": "topk"},  # short sets
+        {"selection": "exact"},
+        {"pool_input": 1, "pool_hidden": 1, "hash_family": "simple_lsh"},
+        {"K": 1, "L": 3, "bucket_capacity": 1, "overflow": "fifo", "selection": "topk"},
         {"selection": "threshold", "min_count": 2},
         {"selection": "union", "pad_random": True},
         {"hash_family": "simple_lsh", "pool_input": 5, "pool_hidden": 3},
@@ -151,7 +154,7 @@ def test_edge_settings_train_and_predict(extra: dict) -> None:
 
 def test_padding_fills_short_sets_and_is_reported() -> None:
     net = models.build("lsh", {**BASE, "K": 12, "L": 1, "active_fraction": 0.5,
-                               "pad_random": True})
+                               "pad_random": True, "selection": "topk"})
     X, y = _data(10)
     st = net.train_epoch(X, y)
     assert st.extra["padded_selection_fraction"] > 0

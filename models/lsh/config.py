@@ -32,15 +32,17 @@ class LSHConfig(NetConfig):
     hash_family: str = "srp"
     K: int = 6  # bits per table
     L: int = 50  # tables per hidden layer
-    pool_input: int = 1  # block size of average pooling of the network input before hashing
-    pool_hidden: int = 1  # block size for hidden-layer inputs
+    # Block size of pooling before hashing (1 = none): 4 cuts query hashing and rebuild
+    # cost 4x and measured no loss of accuracy on MNIST (784 -> 196, 1000 -> 250).
+    pool_input: int = 4
+    pool_hidden: int = 4
     bucket_capacity: int = 128  # slots per bucket; what overflows follows ``overflow``
     overflow: str = "reservoir"  # reservoir sampling or FIFO (newest evicts oldest)
     # topk by collision count | threshold (count >= min_count) | union (arrival order) |
     # hamming (every neuron ranked by sign bits shared with the query over all K*L bits:
     # SimHash sketch ranking, no multiplications, O(width) bit operations) |
     # exact (oracle: every pre-activation computed and counted; an upper bound, not LSH)
-    selection: str = "topk"
+    selection: str = "hamming"
     min_count: int = 2  # for selection="threshold"
     pad_random: bool = False  # fill a short active set up to the cap with random neurons
     rebuild: str = "decay"  # paper | fixed (every rebuild_interval examples) | decay (SLIDE)
