@@ -24,15 +24,21 @@ from models.lsh.hashing import HashFamily
 
 
 class HashTables:
-    def __init__(self, n_out: list[int], K: int, L: int, capacity: int, ip: np.ndarray
-                 ) -> None:
+    def __init__(self, n_out: list[int], K: int, L: int, capacity: int, ip: np.ndarray,
+                 use_tables: bool = True) -> None:
         self.K, self.L, self.C = K, L, capacity
         self.ip = ip
         H, nb = len(n_out), 1 << K
         self.n_out = n_out
-        self.tab = np.zeros(H * L * nb * capacity, np.int32)
-        self.tsize = np.zeros(H * L * nb, np.int32)
-        self.tseen = np.zeros(H * L * nb, np.int64)
+        # Selections that rank by sketches (hamming) or exactly never probe buckets: then
+        # the bucket arrays are not allocated and never filled.
+        self.use_tables = use_tables
+        if not use_tables:
+            H = 0
+        self.tab = np.zeros(max(H * L * nb * capacity, 1), np.int32)
+        self.tsize = np.zeros(max(H * L * nb, 1), np.int32)
+        self.tseen = np.zeros(max(H * L * nb, 1), np.int64)
+        H = len(n_out)
         self.codes = [np.zeros((n, L), np.int32) for n in n_out]
         # every neuron's K*L sign bits, packed (selection="hamming" ranks by them)
         self.n_words = (K * L + 63) // 64
@@ -63,6 +69,9 @@ class HashTables:
             mults += m
             proj = np.ascontiguousarray(proj)
             kernels.pack_sketches(proj, rows, self.sk, layer, maxw)
+            if not self.use_tables:
+                self.neurons_rehashed += rows.size
+                continue
             codes = kernels.pack_codes(proj, self.K, self.L)
             kernels.table_update(self.tab, self.tsize, self.tseen, self.codes[layer],
                                  codes, rows, layer, self.ip, full, np.uint64(seed + layer))
@@ -83,17 +92,24 @@ class HashTables:
     def describe(self) -> dict:
         nb = 1 << self.K
         H = len(self.n_out)
+        common = {
+            "table_bytes": self.nbytes(),
+            "bucket_tables_used": self.use_tables,
+            "sketch_bits": self.K * self.L,
+            "full_rebuilds": self.n_full,
+            "incremental_rehashes": self.n_incremental,
+            "neurons_rehashed": int(self.neurons_rehashed),
+        }
+        if not self.use_tables:
+            return common
         size = self.tsize.reshape(H, self.L, nb)
         seen = self.tseen.reshape(H, self.L, nb)
         return {
-            "table_bytes": self.nbytes(),
+            **common,
             "buckets_per_table": nb,
             "bucket_capacity": self.C,
             "empty_bucket_fraction": [float(np.mean(size[h] == 0)) for h in range(H)],
             "mean_bucket_fill": [float(np.mean(size[h])) for h in range(H)],
             "max_bucket_seen": [int(seen[h].max(initial=0)) for h in range(H)],
             "overflowed_buckets": [int(np.sum(seen[h] > self.C)) for h in range(H)],
-            "full_rebuilds": self.n_full,
-            "incremental_rehashes": self.n_incremental,
-            "neurons_rehashed": int(self.neurons_rehashed),
         }
