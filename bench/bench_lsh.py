@@ -93,6 +93,13 @@ def main() -> None:
             times, lacc, lmults, st = _train(lsh, Xtr, ytr, args.epochs, Xte, yte)
             lsh_rate = n * len(times[1:]) / sum(times[1:])
             rows.append((f"lsh {args.epochs} ep", T, lsh_rate, lacc, float(np.mean(lmults))))
+            if T == min(args.threads):
+                # the paper's selection (top-k by bucket collision count) for comparison
+                alt = models.build("lsh", {**lsh_cfg, "threads": T, "selection": "topk"})
+                alt.warmup()
+                at, aacc, am, _ = _train(alt, Xtr, ytr, args.epochs, Xte, yte)
+                rows.append((f"lsh selection=topk {args.epochs} ep", T,
+                             n * len(at[1:]) / sum(at[1:]), aacc, float(np.mean(am))))
             # profile of the last LSH epoch: rebuild timed inside; sparse inference
             # (hash + select + forward) timed on the training set; the rest is
             # backward + update

@@ -491,10 +491,20 @@ def _example(mode, x, yv, meta, ip, hp, W, B, VB, AB, GW, GB, P, tab, tsize, sk,
                 if need_da:  # gradient of the layer below from the old weights first
                     for k in range(nnz):
                         dA2[k] += dz * W[(row + aidx[l, k]) * st]
-                for k in range(nnz):
-                    wi = (row + aidx[l, k]) * st
-                    _update(W, W, W, wi, wi + 1, wi + 2, dz * aval[l, k], opt, lr, mu, l2,
-                            eps)
+                if opt == 2 and l2 == 0:  # the paper's rule, specialised: no branches
+                    for k in range(nnz):
+                        wi = (row + aidx[l, k]) * 3
+                        g = dz * aval[l, k]
+                        a = W[wi + 2] + g * g
+                        W[wi + 2] = a
+                        v = mu * W[wi + 1] + g * (lr / (eps + np.sqrt(a)))
+                        W[wi + 1] = v
+                        W[wi] = W[wi] - v
+                else:
+                    for k in range(nnz):
+                        wi = (row + aidx[l, k]) * st
+                        _update(W, W, W, wi, wi + 1, wi + 2, dz * aval[l, k], opt, lr, mu,
+                                l2, eps)
                 _update(B, VB, AB, boff + j, boff + j, boff + j, dz, opt, lr, mu, zero, eps)
             else:
                 for k in range(nnz):
