@@ -29,12 +29,17 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange, types
+from numba.core import cgutils
 from numba.extending import intrinsic
+from llvmlite import ir
 
 _FM = {"reassoc", "contract"}  # reorder sums (SIMD); no unsafe NaN/inf assumptions
 
-# count slots
+# count slots: multiplications, then cycles spent hashing queries, selecting, forward,
+# backward + update
 F_FWD, F_BWD, F_UPD, F_HASH, F_REB = 0, 1, 2, 3, 4
+C_HASH, C_SELECT, C_FWD, C_BWD = 5, 6, 7, 8
+N_SLOTS = 9
 MODE_TRAIN, MODE_GRAD, MODE_INFER = 0, 1, 2
 
 
@@ -61,6 +66,20 @@ def _popcount(typingctx, x):  # type: ignore[no-untyped-def]
     def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
         fn = builder.module.declare_intrinsic("llvm.ctpop", [args[0].type])
         return builder.call(fn, args)
+
+    return sig, codegen
+
+
+@intrinsic
+def _cycles(typingctx):  # type: ignore[no-untyped-def]
+    """The CPU's cycle counter (RDTSC): a time profile of the kernels' phases for the cost
+    of a few instructions per phase and example."""
+    sig = types.int64()
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        fnty = ir.FunctionType(ir.IntType(64), [])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.readcyclecounter")
+        return builder.call(fn, [])
 
     return sig, codegen
 
@@ -395,8 +414,11 @@ def _example(mode, x, yv, meta, ip, hp, W, B, VB, AB, GW, GB, P, tab, tsize, sk,
     for l in range(H):
         n_in, n_out, woff, boff = meta[l, 0], meta[l, 1], meta[l, 2], meta[l, 3]
         nnz = acnt[l]
+        t0 = _cycles()
         m_hash += _hash_query(P, meta[l, 6], meta[l, 5], meta[l, 4], KL, aidx[l], aval[l],
                               nnz, acc, pooled)
+        t1 = _cycles()
+        cnt[C_HASH] += t1 - t0
         if ip[3] == 3:  # oracle: exact top-cap by pre-activation (diagnostic upper bound)
             s, pd = _exact_topk(W, B, st, woff, boff, n_in, n_out, meta[l, 7], aidx[l],
                                 aval[l], nnz, sel[l])
@@ -407,6 +429,8 @@ def _example(mode, x, yv, meta, ip, hp, W, B, VB, AB, GW, GB, P, tab, tsize, sk,
         else:
             s, pd = _select(acc, l, n_out, meta[l, 7], ip, tab, tsize, counts, touched,
                             hist, sel[l], state)
+        t2 = _cycles()
+        cnt[C_SELECT] += t2 - t1
         selcnt[l] = s
         active += s
         padded += pd
@@ -431,7 +455,9 @@ def _example(mode, x, yv, meta, ip, hp, W, B, VB, AB, GW, GB, P, tab, tsize, sk,
                 aval[l + 1, nxt] = z
                 nxt += 1
         acnt[l + 1] = nxt
+        cnt[C_FWD] += _cycles() - t2
     # dense softmax output layer
+    t3 = _cycles()
     n_in, n_out, woff, boff = meta[H, 0], meta[H, 1], meta[H, 2], meta[H, 3]
     nnz = acnt[H]
     m_fwd += n_out * nnz
@@ -445,6 +471,7 @@ def _example(mode, x, yv, meta, ip, hp, W, B, VB, AB, GW, GB, P, tab, tsize, sk,
         if z > zmax:
             zmax = z
     cnt[F_HASH] += m_hash
+    cnt[C_FWD] += _cycles() - t3
     if mode == MODE_INFER:
         cnt[F_FWD] += m_fwd
         return 0.0, active, padded
@@ -461,6 +488,7 @@ def _example(mode, x, yv, meta, ip, hp, W, B, VB, AB, GW, GB, P, tab, tsize, sk,
     loss = -np.log(max(float(py), 1e-30))
     logits[yv] = py - 1  # now dZ of the output layer
     # -- backward, top layer first; each weight's old value feeds dA before it changes
+    t4 = _cycles()
     m_bwd = 0
     m_upd = 0
     per = (opt + 1 if opt > 0 else 1) + (1 if opt == 2 else 0)  # 1, 2, 4 as models.optim
@@ -521,6 +549,7 @@ def _example(mode, x, yv, meta, ip, hp, W, B, VB, AB, GW, GB, P, tab, tsize, sk,
     if mode == MODE_TRAIN:
         cnt[F_BWD] += m_bwd
         cnt[F_UPD] += m_upd
+    cnt[C_BWD] += _cycles() - t4
     return loss, active, padded
 
 
@@ -566,7 +595,7 @@ def train_segment(X, y, order, meta, ip, hp, W, B, VB, AB, P, tab, tsize, sk, di
          dA2, qw) = _scratch(meta, ip, W[:1])
         state = np.empty(1, np.uint64)
         state[0] = seeds[c]
-        cnt = np.zeros(5, np.int64)
+        cnt = np.zeros(N_SLOTS, np.int64)
         loss_sum = 0.0
         act = 0
         pad = 0
@@ -580,7 +609,7 @@ def train_segment(X, y, order, meta, ip, hp, W, B, VB, AB, P, tab, tsize, sk, di
             loss_sum += loss
             act += a
             pad += p
-        for q in range(5):
+        for q in range(N_SLOTS):
             st_cnt[c, q] += cnt[q]
         st_loss[c] += loss_sum
         st_active[c] += act
@@ -599,7 +628,7 @@ def infer(X, meta, ip, hp, W, B, P, tab, tsize, sk, seeds, n_chunks, out, st_cnt
          dA2, qw) = _scratch(meta, ip, W[:1])
         state = np.empty(1, np.uint64)
         state[0] = seeds[c]
-        cnt = np.zeros(5, np.int64)
+        cnt = np.zeros(N_SLOTS, np.int64)
         dirty = np.zeros(1, np.uint8)
         for e in range(lo, hi):
             rr = e if record else -1
@@ -609,7 +638,7 @@ def infer(X, meta, ip, hp, W, B, P, tab, tsize, sk, seeds, n_chunks, out, st_cnt
                      rec_sets, rec_n, rr)
             for q in range(logits.shape[0]):
                 out[e, q] = logits[q]
-        for q in range(5):
+        for q in range(N_SLOTS):
             st_cnt[c, q] += cnt[q]
 
 
@@ -621,7 +650,7 @@ def grad_batch(X, y, meta, ip, hp, W, B, GW, GB, P, tab, tsize, sk, seed):
      dA2, qw) = _scratch(meta, ip, W[:1])
     state = np.empty(1, np.uint64)
     state[0] = seed
-    cnt = np.zeros(5, np.int64)
+    cnt = np.zeros(N_SLOTS, np.int64)
     dirty = np.zeros(1, np.uint8)
     rec_sets = np.zeros((1, 1, 1), np.int32)
     rec_n = np.zeros((1, 1), np.int32)

@@ -166,7 +166,7 @@ class LSHNet(Model):
             rec_n = np.zeros((n, H), np.int32)
         else:
             rec_sets, rec_n = np.zeros((1, 1, 1), np.int32), np.zeros((1, 1), np.int32)
-        st_cnt = np.zeros((T, 5), np.int64)
+        st_cnt = np.zeros((T, kernels.N_SLOTS), np.int64)
         st_loss = np.zeros(T)
         st_active = np.zeros(T, np.int64)
         st_pad = np.zeros(T, np.int64)
@@ -192,6 +192,10 @@ class LSHNet(Model):
                 self._n_rebuilds += 1
                 n_rebuilds += 1
         tot = st_cnt.sum(axis=0)
+        cyc = tot[kernels.C_HASH :].astype(float)
+        prof = {name: float(c / max(cyc.sum(), 1))
+                for name, c in zip(("hash_queries", "select", "forward", "backward_update"),
+                                   cyc, strict=True)}
         counts.forward += int(tot[0])
         counts.backward += int(tot[1])
         counts.update += int(tot[2])
@@ -216,6 +220,8 @@ class LSHNet(Model):
             extra={
                 "rebuilds": n_rebuilds,
                 "rebuild_s": rebuild_s,
+                # share of the kernels' cycles (all threads) by phase; rebuild is apart
+                "kernel_time_shares": prof,
                 "padded_selection_fraction": pads / max(n * H, 1),
                 "threads": T,
             },
@@ -226,7 +232,7 @@ class LSHNet(Model):
         T = self._threads()
         n, H = X.shape[0], len(self.config.hidden)
         out = np.zeros((n, self.config.n_classes), self.dtype_)
-        st_cnt = np.zeros((T, 5), np.int64)
+        st_cnt = np.zeros((T, kernels.N_SLOTS), np.int64)
         if record:
             rec_sets = np.full((n, H, self._maxw), -1, np.int32)
             rec_n = np.zeros((n, H), np.int32)
