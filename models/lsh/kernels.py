@@ -106,11 +106,11 @@ def _select_hamming(acc, layer, n_out, cap, ip, sk, dist, hist, qw, sel, state):
     KL = ip[0] * ip[1]
     maxw = ip[8]
     nw = (KL + 63) // 64
-    for w in range(nw):
-        qw[w] = np.uint64(0)
-    for b in range(KL):
-        if acc[b] > 0:
-            qw[b // 64] |= np.uint64(1) << np.uint64(b % 64)
+    for w in range(nw):  # the query's sign bits, packed without branches
+        word = np.uint64(0)
+        for b in range(64 * w, min(64 * w + 64, KL)):
+            word |= np.uint64(acc[b] > 0) << np.uint64(b - 64 * w)
+        qw[w] = word
     base = layer * maxw * nw
     for j in range(n_out):  # branch-free and vectorised (VPOPCNTQ where the CPU has it)
         dd = np.uint64(0)
@@ -131,22 +131,22 @@ def _select_hamming(acc, layer, n_out, cap, ip, sk, dist, hist, qw, sel, state):
     ties_left = take - below
     n_sel = 0
     start = _randint(state, n_out)
-    # Keep everything closer than dstar and the first ties from `start` on (wrapping);
-    # written without unpredictable branches (each would mispredict about half the time).
+    # Keep everything closer than dstar and the first ties from `start` on (wrapping).
+    # Only ~cap of n_out pass the first test, so the branch is well predicted.
     for j in range(start, n_out):
         dj = dist[j]
-        tie = (dj == dstar) & (ties_left > 0)
-        keep = (dj < dstar) | tie
-        sel[n_sel] = j
-        n_sel += keep
-        ties_left -= tie
+        if dj <= dstar:
+            if dj < dstar or ties_left > 0:
+                ties_left -= dj == dstar
+                sel[n_sel] = j
+                n_sel += 1
     for j in range(start):
         dj = dist[j]
-        tie = (dj == dstar) & (ties_left > 0)
-        keep = (dj < dstar) | tie
-        sel[n_sel] = j
-        n_sel += keep
-        ties_left -= tie
+        if dj <= dstar:
+            if dj < dstar or ties_left > 0:
+                ties_left -= dj == dstar
+                sel[n_sel] = j
+                n_sel += 1
     return n_sel, 0
 
 
