@@ -100,6 +100,7 @@ def test_float32_runs_and_dense_inference_matches_dense() -> None:
         {"overflow": "drop"},
         {"rebuild": "never"},
         {"inference": "maybe"},
+        {"projections": "uniform"},
         {"min_count": 0},
         {"bucket_capacity": 0},
         {"pool_input": 0},
@@ -125,6 +126,7 @@ def test_unknown_setting_is_named() -> None:
         {"K": 8, "L": 30, "selection": "topk"},
         {"K": 12, "L": 2, "active_fraction": 0.5, "selection": "topk"},  # short sets
         {"selection": "exact"},
+        {"projections": "rademacher", "pool_input": 1},
         {"pool_input": 1, "pool_hidden": 1, "hash_family": "simple_lsh"},
         {"K": 1, "L": 3, "bucket_capacity": 1, "overflow": "fifo", "selection": "topk"},
         {"selection": "threshold", "min_count": 2},

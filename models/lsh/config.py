@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from models.base import ConfigError, NetConfig, _check
 
 HASH_FAMILIES = ("srp", "simple_lsh")
+PROJECTIONS = ("gaussian", "rademacher")
 OVERFLOW_POLICIES = ("reservoir", "fifo")
 SELECTIONS = ("topk", "threshold", "union", "hamming", "exact")  # exact: oracle
 REBUILD_SCHEDULES = ("paper", "fixed", "decay")
@@ -30,6 +31,9 @@ class LSHConfig(NetConfig):
 
     active_fraction: float = 0.05
     hash_family: str = "srp"
+    # entries of the random projections: N(0, 1) or +-1 (int8 on the query side; measured
+    # slower here: the int8 -> float conversion costs more than the bytes it saves)
+    projections: str = "gaussian"
     K: int = 6  # bits per table
     L: int = 50  # tables per hidden layer
     # Block size of pooling before hashing (1 = none): 4 cuts query hashing and rebuild
@@ -55,6 +59,8 @@ class LSHConfig(NetConfig):
         super().__post_init__()
         _check(self.hash_family in HASH_FAMILIES, "hash_family", self.hash_family,
                f"one of {HASH_FAMILIES}")
+        _check(self.projections in PROJECTIONS, "projections", self.projections,
+               f"one of {PROJECTIONS}")
         _check(isinstance(self.K, int) and 1 <= self.K <= 24, "K", self.K,
                "an integer number of bits per table in [1, 24]")
         _check(isinstance(self.L, int) and self.L >= 1, "L", self.L,

@@ -40,15 +40,25 @@ class HashFamily(ABC):
     name = ""
 
     def __init__(self, n_in: int, pool: int, K: int, L: int, rng: np.random.Generator,
-                 dtype: np.dtype) -> None:
+                 dtype: np.dtype, projections: str = "gaussian") -> None:
         self.n_in, self.pool, self.K, self.L = n_in, pool, K, L
         self.dp = pooled_width(n_in, pool)
-        # Gaussian projections: rows = pooled coordinates, then the bias coordinate.
-        self.proj = rng.standard_normal((self.dp + 1, K * L)).astype(dtype)
+        self.projections = projections
+        # rows = pooled coordinates, then the bias coordinate
+        shape = (self.dp + 1, K * L)
+        if projections == "rademacher":
+            # +-1 entries (Achlioptas): the same sign-projection guarantees in practice,
+            # stored as int8 for the query side: a quarter of the bytes to stream
+            signs = rng.integers(0, 2, size=shape, dtype=np.int8) * 2 - 1
+            self.proj_q = signs.astype(np.int8)
+            self.proj = signs.astype(dtype)
+        else:
+            self.proj = rng.standard_normal(shape).astype(dtype)
+            self.proj_q = self.proj
 
     def query_matrix(self) -> np.ndarray:
         """(dp + 1, K*L): what the kernels multiply the pooled sparse input with."""
-        return self.proj
+        return self.proj_q
 
     @abstractmethod
     def neuron_projections(self, W: np.ndarray, b: np.ndarray, full: bool
@@ -60,7 +70,8 @@ class HashFamily(ABC):
         return np.concatenate([pool_rows(W, self.pool), b[:, None]], axis=1)
 
     def describe(self) -> dict:
-        return {"family": self.name, "pooled_width": self.dp, "bits": self.K * self.L}
+        return {"family": self.name, "pooled_width": self.dp, "bits": self.K * self.L,
+                "projections": self.projections}
 
 
 class SignedRandomProjection(HashFamily):
@@ -83,8 +94,8 @@ class SimpleLSH(HashFamily):
 
     name = "simple_lsh"
 
-    def __init__(self, n_in, pool, K, L, rng, dtype):  # type: ignore[no-untyped-def]
-        super().__init__(n_in, pool, K, L, rng, dtype)
+    def __init__(self, n_in, pool, K, L, rng, dtype, projections="gaussian"):  # type: ignore[no-untyped-def]
+        super().__init__(n_in, pool, K, L, rng, dtype, projections)
         self.extra = rng.standard_normal(K * L).astype(dtype)
         self.max_sq_norm = 0.0
 
@@ -111,5 +122,5 @@ FAMILIES: dict[str, type[HashFamily]] = {
 
 
 def make_family(name: str, n_in: int, pool: int, K: int, L: int, rng: np.random.Generator,
-                dtype: np.dtype) -> HashFamily:
-    return FAMILIES[name](n_in, pool, K, L, rng, dtype)
+                dtype: np.dtype, projections: str = "gaussian") -> HashFamily:
+    return FAMILIES[name](n_in, pool, K, L, rng, dtype, projections)

@@ -76,7 +76,8 @@ class LSHNet(Model):
 
         pools = [cfg.pool_input] + [cfg.pool_hidden] * (H - 1)
         self.families_: list[HashFamily] = [
-            make_family(cfg.hash_family, sizes[i], pools[i], cfg.K, cfg.L, self.rng_, dt)
+            make_family(cfg.hash_family, sizes[i], pools[i], cfg.K, cfg.L, self.rng_, dt,
+                        cfg.projections)
             for i in range(H)
         ]
         self.caps_ = [max(1, math.ceil(cfg.active_fraction * h - 1e-9)) for h in cfg.hidden]
@@ -92,7 +93,8 @@ class LSHNet(Model):
                 pblocks.append(fam.query_matrix().ravel())
                 poff += (fam.dp + 1) * KL
         self._meta = meta
-        self._P = np.concatenate(pblocks).astype(dt) if pblocks else np.zeros(1, dt)
+        pdt = np.int8 if cfg.projections == "rademacher" else dt
+        self._P = np.concatenate(pblocks).astype(pdt) if pblocks else np.zeros(1, pdt)
         self._maxw = int(max(sizes[:-1]))
         self._ip = np.array(
             [cfg.K, cfg.L, cfg.bucket_capacity, _SEL_CODES[cfg.selection], cfg.min_count,
