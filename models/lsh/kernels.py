@@ -512,8 +512,8 @@ def _example(mode, x, yv, meta, ip, hp, W, B, VB, AB, GW, GB, P, tab, tsize, sk,
             else:
                 j = aidx[l + 1, r]
                 dz = dA[r]
-                if mode == MODE_TRAIN:
-                    dirty[l * maxw + j] = 1
+                if mode == MODE_TRAIN and dirty[l * maxw + j] == 0:
+                    dirty[l * maxw + j] = 1  # read first: no writes to shared lines
             row = woff + j * n_in
             if mode == MODE_TRAIN:
                 if need_da:  # gradient of the layer below from the old weights first
