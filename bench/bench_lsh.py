@@ -21,7 +21,9 @@ import models
 
 HIDDEN = [1000, 1000, 1000]
 DENSE = {"optimizer": "momentum", "lr": 0.05, "momentum": 0.9}
-LSH: dict = {}  # LSHConfig defaults unless overridden with --lsh '{"K": 8}'
+# LSHConfig defaults except the learning rate (0.02 measured best of 0.01/0.02/0.03 at
+# 10 epochs); override with --lsh '{"K": 8}'
+LSH: dict = {"lr": 0.02}
 
 
 def _data() -> tuple[np.ndarray, ...]:
@@ -40,14 +42,19 @@ def _blas_threads(n: int):  # type: ignore[no-untyped-def]
 
 
 def _train(net: models.Model, X, y, epochs: int, Xte, yte):  # type: ignore[no-untyped-def]
-    """Epoch times (s), final test accuracy, per-epoch mults and the last stats."""
+    """Epoch times (s), final test accuracy, per-epoch mults and the last stats (its
+    extra["rebuild_s_total"] sums the rebuild time of all epochs)."""
     times, stats = [], None
     mults = []
+    rebuild_s = 0.0
     for _ in range(epochs):
         t0 = time.perf_counter()
         stats = net.train_epoch(X, y)
         times.append(time.perf_counter() - t0)
         mults.append(stats.mults.training)
+        rebuild_s += stats.extra.get("rebuild_s", 0.0)
+    if stats is not None:
+        stats.extra["rebuild_s_total"] = rebuild_s
     return times, net.score(Xte, yte), mults, stats
 
 
@@ -68,25 +75,31 @@ def main() -> None:
           f"{'-'.join(map(str, HIDDEN))}-10; {args.epochs} epochs; float32")
     print(f"LSH settings: {json.dumps({k: v for k, v in lsh_cfg.items() if k not in base})}")
     results: dict = {}
+    dense_best_acc, dense_mults = 0.0, 1.0
     for T in args.threads:
         with _blas_threads(T):
-            # dense: throughput per batch size (2 epochs, the second timed)
-            best = (0.0, None)
+            # dense: every batch size trained for the same epochs; throughput from epochs
+            # 2.., accuracy after the last (at the smallest thread count only: BLAS threads
+            # do not change what dense learns)
+            best, best_acc = (0.0, None), 0.0
             for b in args.batches:
                 net = models.build("dense", {**base, **DENSE, "batch_size": b})
-                net.train_epoch(Xtr[:b * 2], ytr[:b * 2])  # warm BLAS
-                t0 = time.perf_counter()
-                net.train_epoch(Xtr, ytr)
-                rate = n / (time.perf_counter() - t0)
-                rows.append((f"dense b={b}", T, rate, None, None))
+                net.train_epoch(Xtr[: b * 2], ytr[: b * 2])  # warm BLAS
+                ep = args.epochs if T == min(args.threads) else 2
+                times, acc, mults, _ = _train(net, Xtr, ytr, ep, Xte, yte)
+                rate = n * len(times[1:]) / sum(times[1:])
+                if T == min(args.threads):
+                    best_acc = max(best_acc, acc)
+                    dense_mults = float(np.mean(mults))
+                rows.append((f"dense b={b}" + (f", {ep} ep" if ep == args.epochs else ""), T,
+                             rate, acc if ep == args.epochs else None, float(np.mean(mults))))
                 if rate > best[0]:
-                    best = (rate, b)
-            b = best[1]
-            net = models.build("dense", {**base, **DENSE, "batch_size": b})
-            times, acc, mults, _ = _train(net, Xtr, ytr, args.epochs, Xte, yte)
-            dense_rate = n * len(times[1:]) / sum(times[1:])
-            rows.append((f"dense b={b} (best), {args.epochs} ep", T, dense_rate, acc,
-                         float(np.mean(mults))))
+                    best = (rate, b, acc)
+            dense_rate, b = best[0], best[1]
+            if best_acc:
+                dense_best_acc = best_acc
+            acc = dense_best_acc  # best test accuracy of any batch size after the epochs
+            mults = [dense_mults]
             # LSH
             lsh = models.build("lsh", {**lsh_cfg, "threads": T})
             lsh.warmup()
@@ -108,8 +121,9 @@ def main() -> None:
             infer_s = time.perf_counter() - t0
             results[T] = dict(dense_rate=dense_rate, dense_acc=acc, dense_mults=np.mean(mults),
                               lsh_rate=lsh_rate, lsh_acc=lacc, lsh_mults=np.mean(lmults),
-                              epoch_s=times[-1], rebuild_s=st.extra.get("rebuild_s", 0.0),
-                              infer_s=infer_s, phases=st.mults.as_dict(), batch=b,
+                              epoch_s=sum(times), rebuild_s=st.extra["rebuild_s_total"],
+                              infer_s=infer_s, phases=lsh.mults_.as_dict(), batch=b,
+                              shares=st.extra["kernel_time_shares"],
                               recall=lsh.retrieval_recall(Xtr, 200, 0))
     print(f"\n{'run':34s} {'threads':>7s} {'examples/s':>11s} {'test acc':>9s} "
           f"{'train mults/ex':>15s}")
@@ -120,18 +134,20 @@ def main() -> None:
     print()
     for T, r in results.items():
         print(f"threads={T}: LSH/dense throughput {r['lsh_rate'] / r['dense_rate']:.2f}x "
-              f"(target >= 3); accuracy gap {100 * (r['dense_acc'] - r['lsh_acc']):+.1f} pt "
+              f"(target >= 3); accuracy gap to dense's best batch size "
+              f"{100 * (r['dense_acc'] - r['lsh_acc']):+.1f} pt "
               f"(target <= 1); multiplications {100 * r['lsh_mults'] / r['dense_mults']:.2f}% "
               "of dense (target <= 5%)")
         ph = {k: v for k, v in r["phases"].items() if k not in ("inference", "training")}
         tot = max(sum(ph.values()), 1)
-        print("  LSH mults by phase: " + ", ".join(f"{k} {100 * v / tot:.1f}%"
+        print("  LSH mults by phase (all epochs): " + ", ".join(f"{k} {100 * v / tot:.1f}%"
                                                   for k, v in ph.items()))
         e = r["epoch_s"]
-        rest = max(e - r["rebuild_s"] - r["infer_s"], 0.0)
-        print(f"  LSH time, last epoch {e:.3f}s: hash+select+forward ~{100 * r['infer_s'] / e:.0f}%"
-              f" (timed as sparse inference), rebuild {100 * r['rebuild_s'] / e:.0f}%, "
-              f"backward+update ~{100 * rest / e:.0f}%")
+        kern = 1.0 - r["rebuild_s"] / e
+        print(f"  LSH time, {args.epochs} epochs {e:.2f}s: rebuild {100 * r['rebuild_s'] / e:.1f}%;"
+              " kernels (cycle counter, last epoch's shares) " + ", ".join(
+                  f"{k} {100 * v * kern:.1f}%" for k, v in r["shares"].items()))
+        print(f"  LSH sparse inference on the training set: {n / r['infer_s']:,.0f} examples/s")
         print(f"  retrieval recall vs exact top-k: {r['recall']}")
     if 1 in results and 2 in results:
         print(f"\nLSH 2 threads / 1 thread: {results[2]['lsh_rate'] / results[1]['lsh_rate']:.2f}x"
