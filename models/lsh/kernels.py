@@ -28,10 +28,10 @@ caller, one per thread chunk: no global generator is used.
 from __future__ import annotations
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
-from llvmlite import ir
 
 _FM = {"reassoc", "contract"}  # reorder sums (SIMD); no unsafe NaN/inf assumptions
 
@@ -411,50 +411,50 @@ def _example(mode, x, yv, meta, ip, hp, W, B, VB, AB, GW, GB, P, tab, tsize, sk,
     padded = 0
     m_fwd = 0
     m_hash = 0
-    for l in range(H):
-        n_in, n_out, woff, boff = meta[l, 0], meta[l, 1], meta[l, 2], meta[l, 3]
-        nnz = acnt[l]
+    for ly in range(H):
+        n_in, n_out, woff, boff = meta[ly, 0], meta[ly, 1], meta[ly, 2], meta[ly, 3]
+        nnz = acnt[ly]
         t0 = _cycles()
-        m_hash += _hash_query(P, meta[l, 6], meta[l, 5], meta[l, 4], KL, aidx[l], aval[l],
+        m_hash += _hash_query(P, meta[ly, 6], meta[ly, 5], meta[ly, 4], KL, aidx[ly], aval[ly],
                               nnz, acc, pooled)
         t1 = _cycles()
         cnt[C_HASH] += t1 - t0
         if ip[3] == 3:  # oracle: exact top-cap by pre-activation (diagnostic upper bound)
-            s, pd = _exact_topk(W, B, st, woff, boff, n_in, n_out, meta[l, 7], aidx[l],
-                                aval[l], nnz, sel[l])
+            s, pd = _exact_topk(W, B, st, woff, boff, n_in, n_out, meta[ly, 7], aidx[ly],
+                                aval[ly], nnz, sel[ly])
             m_fwd += n_out * nnz
         elif ip[3] == 4:
-            s, pd = _select_hamming(acc, l, n_out, meta[l, 7], ip, sk, touched, hist, qw,
-                                    sel[l], state)
+            s, pd = _select_hamming(acc, ly, n_out, meta[ly, 7], ip, sk, touched, hist, qw,
+                                    sel[ly], state)
         else:
-            s, pd = _select(acc, l, n_out, meta[l, 7], ip, tab, tsize, counts, touched,
-                            hist, sel[l], state)
+            s, pd = _select(acc, ly, n_out, meta[ly, 7], ip, tab, tsize, counts, touched,
+                            hist, sel[ly], state)
         t2 = _cycles()
         cnt[C_SELECT] += t2 - t1
-        selcnt[l] = s
+        selcnt[ly] = s
         active += s
         padded += pd
         if rec_row >= 0:
-            rec_n[rec_row, l] = s
+            rec_n[rec_row, ly] = s
             for q in range(s):
-                rec_sets[rec_row, l, q] = sel[l, q]
+                rec_sets[rec_row, ly, q] = sel[ly, q]
         m_fwd += s * nnz
         nxt = 0
         for q in range(s):
-            j = sel[l, q]
+            j = sel[ly, q]
             row = woff + j * n_in
             z = B[boff + j]
             if st == 1:
                 for k in range(nnz):
-                    z += W[row + aidx[l, k]] * aval[l, k]
+                    z += W[row + aidx[ly, k]] * aval[ly, k]
             else:
                 for k in range(nnz):
-                    z += W[(row + aidx[l, k]) * st] * aval[l, k]
+                    z += W[(row + aidx[ly, k]) * st] * aval[ly, k]
             if z > 0:  # ReLU: only positive outputs feed the next layer
-                aidx[l + 1, nxt] = j
-                aval[l + 1, nxt] = z
+                aidx[ly + 1, nxt] = j
+                aval[ly + 1, nxt] = z
                 nxt += 1
-        acnt[l + 1] = nxt
+        acnt[ly + 1] = nxt
         cnt[C_FWD] += _cycles() - t2
     # dense softmax output layer
     t3 = _cycles()
@@ -494,35 +494,35 @@ def _example(mode, x, yv, meta, ip, hp, W, B, VB, AB, GW, GB, P, tab, tsize, sk,
     per = (opt + 1 if opt > 0 else 1) + (1 if opt == 2 else 0)  # 1, 2, 4 as models.optim
     wper = per + (1 if l2 > 0 else 0)
     inv_m = hp[4]
-    for l in range(H, -1, -1):
-        n_in, woff, boff = meta[l, 0], meta[l, 2], meta[l, 3]
-        nnz = acnt[l]
-        if l == H:
-            nrows = meta[l, 1]
+    for ly in range(H, -1, -1):
+        n_in, woff, boff = meta[ly, 0], meta[ly, 2], meta[ly, 3]
+        nnz = acnt[ly]
+        if ly == H:
+            nrows = meta[ly, 1]
         else:
-            nrows = acnt[l + 1]
-        need_da = l > 0
+            nrows = acnt[ly + 1]
+        need_da = ly > 0
         if need_da:
             for k in range(nnz):
                 dA2[k] = zero
         for r in range(nrows):
-            if l == H:
+            if ly == H:
                 j = r
                 dz = logits[r]
             else:
-                j = aidx[l + 1, r]
+                j = aidx[ly + 1, r]
                 dz = dA[r]
-                if mode == MODE_TRAIN and dirty[l * maxw + j] == 0:
-                    dirty[l * maxw + j] = 1  # read first: no writes to shared lines
+                if mode == MODE_TRAIN and dirty[ly * maxw + j] == 0:
+                    dirty[ly * maxw + j] = 1  # read first: no writes to shared lines
             row = woff + j * n_in
             if mode == MODE_TRAIN:
                 if need_da:  # gradient of the layer below from the old weights first
                     for k in range(nnz):
-                        dA2[k] += dz * W[(row + aidx[l, k]) * st]
+                        dA2[k] += dz * W[(row + aidx[ly, k]) * st]
                 if opt == 2 and l2 == 0:  # the paper's rule, specialised: no branches
                     for k in range(nnz):
-                        wi = (row + aidx[l, k]) * 3
-                        g = dz * aval[l, k]
+                        wi = (row + aidx[ly, k]) * 3
+                        g = dz * aval[ly, k]
                         a = W[wi + 2] + g * g
                         W[wi + 2] = a
                         v = mu * W[wi + 1] + g * (lr / (eps + np.sqrt(a)))
@@ -530,16 +530,16 @@ def _example(mode, x, yv, meta, ip, hp, W, B, VB, AB, GW, GB, P, tab, tsize, sk,
                         W[wi] = W[wi] - v
                 else:
                     for k in range(nnz):
-                        wi = (row + aidx[l, k]) * st
-                        _update(W, W, W, wi, wi + 1, wi + 2, dz * aval[l, k], opt, lr, mu,
+                        wi = (row + aidx[ly, k]) * st
+                        _update(W, W, W, wi, wi + 1, wi + 2, dz * aval[ly, k], opt, lr, mu,
                                 l2, eps)
                 _update(B, VB, AB, boff + j, boff + j, boff + j, dz, opt, lr, mu, zero, eps)
             else:
                 for k in range(nnz):
-                    wi = row + aidx[l, k]
+                    wi = row + aidx[ly, k]
                     if need_da:
                         dA2[k] += dz * W[wi * st]
-                    GW[wi] += dz * aval[l, k] * inv_m
+                    GW[wi] += dz * aval[ly, k] * inv_m
                 GB[boff + j] += dz * inv_m
         m_bwd += nrows * nnz * (2 if need_da else 1)
         m_upd += nrows * nnz * wper + nrows * per
@@ -559,9 +559,9 @@ def _scratch(meta, ip, dtype_probe):
     maxw = ip[8]
     KL = ip[0] * ip[1]
     maxdp = 1
-    for l in range(H):
-        if meta[l, 5] + 1 > maxdp:
-            maxdp = meta[l, 5] + 1
+    for ly in range(H):
+        if meta[ly, 5] + 1 > maxdp:
+            maxdp = meta[ly, 5] + 1
     n_cls = meta[H, 1]
     aidx = np.zeros((H + 1, maxw), np.int32)
     aval = np.zeros((H + 1, maxw), dtype_probe.dtype)

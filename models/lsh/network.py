@@ -181,7 +181,8 @@ class LSHNet(Model):
             rs, rn = (rec_sets[pos : pos + seg], rec_n[pos : pos + seg]) if \
                 self.record_active else (rec_sets, rec_n)
             kernels.train_segment(X, y, order[pos : pos + seg], self._meta, self._ip,
-                                  self._hp, self._W, self._B, self._VB, self._AB, self._P, self.tables_.tab, self.tables_.tsize, self.tables_.sk,
+                                  self._hp, self._W, self._B, self._VB, self._AB, self._P,
+                                  self.tables_.tab, self.tables_.tsize, self.tables_.sk,
                                   self._dirty, seeds, T, st_cnt, st_loss, st_active, st_pad,
                                   rs, rn, self.record_active)
             pos += seg
@@ -243,8 +244,8 @@ class LSHNet(Model):
         seeds = (np.arange(T, dtype=np.uint64) * np.uint64(1_000_003)
                  + np.uint64(seed & (2**63 - 1)))
         kernels.infer(X, self._meta, self._ip, self._hp, self._W, self._B, self._P,
-                      self.tables_.tab, self.tables_.tsize, self.tables_.sk, seeds, T, out, st_cnt, rec_sets,
-                      rec_n, record)
+                      self.tables_.tab, self.tables_.tsize, self.tables_.sk, seeds, T, out,
+                      st_cnt, rec_sets, rec_n, record)
         return out, int(st_cnt[:, 0].sum() + st_cnt[:, 3].sum()), rec_sets, rec_n
 
     def predict_scores(self, X: np.ndarray) -> np.ndarray:
