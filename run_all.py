@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> Path:
 
     import models
     from harness import datasets, energy, machine
-    from harness.experiments import cells_for
+    from harness.experiments import VARIANTS, cells_for
     from harness.runner import run_cells
     from harness.store import ResultStore
     from reports.html import build_report
@@ -129,16 +129,17 @@ def run(args: argparse.Namespace) -> Path:
         os.environ["HASHSPARSE_MACHINE_ID"] = args.machine_id
     store = ResultStore(args.results, machine.machine_id())
     if not args.report_only:
-        chosen = args.models or models.available()
-        unknown = sorted(set(chosen) - set(models.available()))
+        known = models.available() + sorted(VARIANTS)
+        chosen = args.models or known
+        unknown = sorted(set(chosen) - set(known))
         if unknown:
-            raise UserError(f"unknown model(s) {unknown}; choose from {models.available()}")
+            raise UserError(f"unknown model(s) {unknown}; choose from {known}")
         if args.datasets:
             unknown = sorted(set(args.datasets) - set(datasets.names()))
             if unknown:
                 raise UserError(f"unknown dataset(s) {unknown}; choose from {datasets.names()}")
         cells = cells_for(args.profile, chosen, tuple(args.only or EXPERIMENTS), args.datasets)
-        cells = [c for c in cells if c.model in chosen]
+        cells = [c for c in cells if c.name in chosen]
         idle_s = (
             args.idle_s if args.idle_s is not None else (1.0 if args.profile == "smoke" else 5.0)
         )

@@ -24,6 +24,24 @@ from harness.errors import UserError
 
 SPARSE_MODELS = ("lsh", "dropout", "standout", "wta")
 
+# Named variants of a registered model: (model, settings that differ from its defaults).
+# "lsh-paper" is the released Java code's configuration (PAPER.md), without its defects:
+# top-k by bucket collision count over L = 100 tables of K = 6 bits, inputs pooled 784 -> 8
+# and hidden vectors 1000 -> 10 before hashing, full rebuilds on the released schedule.
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "lsh-paper": (
+        "lsh",
+        {
+            "selection": "topk",
+            "K": 6,
+            "L": 100,
+            "pool_input": 98,
+            "pool_hidden": 100,
+            "rebuild": "paper",
+        },
+    ),
+}
+
 # The released code's learning rates by active fraction (PAPER.md), batch 1, Adagrad+momentum.
 _LR_MNIST_NORB = {0.05: 1e-2, 0.10: 1e-2, 0.25: 1e-2, 0.50: 5e-3, 0.75: 1e-3, 1.0: 1e-3}
 _LR_CONVEX_RECT = {0.05: 1e-2, 0.10: 1e-2, 0.25: 5e-3, 0.50: 1e-3, 0.75: 1e-3, 1.0: 1e-3}
@@ -42,11 +60,17 @@ class Cell:
 
     experiment: str
     dataset: str
-    model: str
+    model: str  # the registered model
     settings: dict[str, Any] = field(hash=False)  # model settings beyond the data's shape
     epochs: int = 1
     n_train: int | None = None
     n_test: int | None = None
+    label: str = ""  # a variant's name (see VARIANTS); empty for the model's defaults
+
+    @property
+    def name(self) -> str:
+        """What reports call this model: the variant's label, else the model's name."""
+        return self.label or self.model
 
     @property
     def cell_id(self) -> str:
@@ -54,7 +78,7 @@ class Cell:
         s = self.settings
         hidden = "x".join(str(h) for h in s.get("hidden", ()))
         tag = (
-            f"{self.dataset}_{self.model}_h{hidden}_f{s.get('active_fraction', 1.0):g}"
+            f"{self.dataset}_{self.name}_h{hidden}_f{s.get('active_fraction', 1.0):g}"
             f"_t{s.get('threads', 1)}_s{s.get('seed', 0)}"
         )
         blob = json.dumps(
@@ -75,6 +99,7 @@ class Profile:
     n_train: int | None = None
     n_test: int | None = None
     lr: float | None = None  # one rate for every cell instead of the paper's table
+    variants: tuple[str, ...] = ()  # named variants swept beside the models (see VARIANTS)
 
 
 PROFILES: dict[str, Profile] = {
@@ -98,6 +123,7 @@ PROFILES: dict[str, Profile] = {
         threads=(1, 2),
         n_train=2000,
         n_test=1000,  # mnist-5k (the fallback when full MNIST is absent) holds 1,000 test digits
+        variants=("lsh-paper",),
     ),
     "paper": Profile(
         name="paper",
@@ -107,6 +133,7 @@ PROFILES: dict[str, Profile] = {
         epochs=25,
         seeds=(0,),
         threads=(1, 2, 4, 8, 16, 32),
+        variants=("lsh-paper",),
     ),
 }
 
@@ -134,7 +161,8 @@ def _settings(
     }
 
 
-def fraction_sweep(p: Profile, models: tuple[str, ...]) -> list[Cell]:
+def fraction_sweep(p: Profile, names: tuple[str, ...]) -> list[Cell]:
+    """Dense once, then every sparse model or variant in ``names`` at every fraction."""
     cells = []
     for dataset in p.datasets:
         for hidden in p.depths:
@@ -143,13 +171,24 @@ def fraction_sweep(p: Profile, models: tuple[str, ...]) -> list[Cell]:
                 cells.append(
                     Cell("fraction_sweep", dataset, "dense", dense, p.epochs, p.n_train, p.n_test)
                 )
-                for model in models:
+                for name in names:
+                    model, extra = VARIANTS.get(name, (name, {}))
+                    label = name if name in VARIANTS else ""
                     for fraction in p.fractions:
                         if fraction >= 1.0 and model != "lsh":
                             continue  # a baseline with every node kept is the dense network
-                        s = _settings(p, dataset, hidden, fraction, seed)
+                        s = {**_settings(p, dataset, hidden, fraction, seed), **extra}
                         cells.append(
-                            Cell("fraction_sweep", dataset, model, s, p.epochs, p.n_train, p.n_test)
+                            Cell(
+                                "fraction_sweep",
+                                dataset,
+                                model,
+                                s,
+                                p.epochs,
+                                p.n_train,
+                                p.n_test,
+                                label,
+                            )
                         )
     return cells
 
@@ -182,8 +221,8 @@ def cells_for(
     only: tuple[str, ...] = EXPERIMENTS,
     datasets: tuple[str, ...] | None = None,
 ) -> list[Cell]:
-    """All cells of the chosen experiments, for the models this installation has;
-    ``datasets`` replaces the profile's datasets."""
+    """All cells of the chosen experiments, for the models this installation has (and the
+    profile's variants of them); ``datasets`` replaces the profile's datasets."""
     p = profile(profile_name)
     if datasets:
         p = dataclasses.replace(p, datasets=tuple(datasets))
@@ -191,5 +230,6 @@ def cells_for(
     if unknown:
         raise UserError(f"unknown experiment(s) {unknown}; choose from {list(EXPERIMENTS)}")
     sparse = tuple(m for m in SPARSE_MODELS if m in available_models)
+    sparse += tuple(v for v in p.variants if VARIANTS[v][0] in available_models)
     builders = {"fraction_sweep": fraction_sweep, "thread_scaling": thread_scaling}
     return [cell for name in only for cell in builders[name](p, sparse)]

@@ -108,7 +108,7 @@ def _describe_cell(cell: Cell) -> dict[str, Any]:
         "experiment": cell.experiment,
         "cell_id": cell.cell_id,
         "dataset": {"name": cell.dataset, "n_train": cell.n_train, "n_test": cell.n_test},
-        "model": {"name": cell.model, "settings": cell.settings},
+        "model": {"name": cell.model, "label": cell.name, "settings": cell.settings},
         "epochs_planned": cell.epochs,
         "created_unix_s": time.time(),
     }

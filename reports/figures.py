@@ -23,6 +23,7 @@ from reports.frame import Results  # noqa: E402
 MODEL_COLOURS = {
     "dense": "#333333",
     "lsh": "#d62728",
+    "lsh-paper": "#ff7f0e",
     "dropout": "#1f77b4",
     "standout": "#2ca02c",
     "wta": "#9467bd",
@@ -30,11 +31,12 @@ MODEL_COLOURS = {
 MODEL_LABELS = {
     "dense": "standard (dense)",
     "lsh": "LSH",
+    "lsh-paper": "LSH, released code's settings",
     "dropout": "vanilla dropout",
     "standout": "adaptive dropout",
     "wta": "winner-take-all",
 }
-SPARSE_ORDER = ("lsh", "dropout", "standout", "wta")
+SPARSE_ORDER = ("lsh", "lsh-paper", "dropout", "standout", "wta")
 
 
 @dataclass

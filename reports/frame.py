@@ -68,7 +68,7 @@ def _cell_facts(rec: dict[str, Any], machine: str) -> dict[str, Any]:
         "dataset": rec["dataset"]["name"],
         "n_train": rec["dataset"].get("n_train"),
         "n_test": rec["dataset"].get("n_test"),
-        "model": rec["model"]["name"],
+        "model": rec["model"].get("label") or rec["model"]["name"],
         "fraction": float(settings.get("active_fraction", 1.0)),
         "hidden": "-".join(str(h) for h in hidden),
         "depth": len(hidden),

@@ -117,3 +117,18 @@ def test_same_cell_twice_gives_the_same_accuracy(tmp_path):
         accs.append([e["test_accuracy"] for e in rec["epochs"]])
     assert accs[0] == accs[1]
     assert accs[0][-1] > 0.5
+
+
+def test_variants_are_labelled_cells_of_their_model():
+    cells = [
+        c
+        for c in cells_for("quick", models.available(), ("fraction_sweep",))
+        if c.name == "lsh-paper"
+    ]
+    assert cells and {c.model for c in cells} == {"lsh"}
+    for c in cells:
+        assert c.settings["selection"] == "topk" and c.settings["rebuild"] == "paper"
+        assert "lsh-paper" in c.cell_id
+        models.build("lsh", {"n_inputs": 784, "n_classes": 10, **c.settings})  # valid settings
+    # Without the model installed, its variants are not planned.
+    assert not [c for c in cells_for("quick", ["dense", "wta"]) if c.model == "lsh"]
