@@ -332,7 +332,7 @@ def energy_per_example(res: Results) -> Figure | None:
         n = r["n_train"] * r["epochs"]
         for col in cols:
             if pd.notna(r.get(col)):
-                mode = col.split("_")[1]
+                mode = col.split("_")[1] + (", net of idle" if col.endswith("_net_j") else "")
                 rows.append(
                     {
                         **r[["machine", "dataset", "hidden", "model", "fraction"]].to_dict(),

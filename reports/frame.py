@@ -40,20 +40,36 @@ def _current(path: Path, data: dict[str, Any]) -> bool:
     return True
 
 
-def energy_columns(readings: list[dict[str, Any]], prefix: str) -> dict[str, Any]:
-    """CPU and GPU energy of a window, by mode. Measured and estimated figures go in separate
-    columns and are never added together; energy that is not the model's cost (the idle draw
-    of a GPU it did not use) goes to ``*_idle_*`` columns."""
+def _kind(domain: str, attributable: bool) -> str:
+    kind = "gpu" if domain.startswith("gpu") else "cpu"
+    return kind if attributable else f"{kind}_idle"
+
+
+def energy_columns(
+    readings: list[dict[str, Any]], prefix: str, splits: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """CPU and GPU energy of a window, by mode: ``cpu_measured_j``, ``cpu_estimated_j``, ...
+    Measured and estimated figures go in separate columns and are never added together;
+    energy that is not the model's cost (the idle draw of a GPU it did not use) goes to
+    ``*_idle_*`` columns. With ``splits`` (gross/idle/net per domain), the net energy of
+    domains with a measured idle power goes to ``*_net_j`` columns."""
     out: dict[str, Any] = {}
+    idle_domains = set()
     for r in readings:
+        if not r.get("attributable", True):
+            idle_domains.add(r.get("domain"))
         if r.get("energy_j") is None:
             continue
-        kind = "gpu" if str(r.get("domain", "")).startswith("gpu") else "cpu"
-        if not r.get("attributable", True):
-            kind = f"{kind}_idle"
+        kind = _kind(str(r.get("domain", "")), r.get("attributable", True))
         col = f"{prefix}{kind}_{r['mode']}_j"
         out[col] = out.get(col, 0.0) + float(r["energy_j"])
         out.setdefault(f"{prefix}{kind}_{r['mode']}_source", r.get("source"))
+    for s in splits or []:
+        if s.get("net_j") is None:
+            continue
+        kind = _kind(str(s.get("domain", "")), s.get("domain") not in idle_domains)
+        col = f"{prefix}{kind}_{s['mode']}_net_j"
+        out[col] = out.get(col, 0.0) + float(s["net_j"])
     return out
 
 
@@ -121,7 +137,7 @@ def load_results(roots: list[Path] | Path) -> Results:
                     "mults_per_example": mults["training"] / n_train,
                     **{f"mults_{p}": mults.get(p, 0) for p in PHASES},
                     "op_estimate_j": ep.get("op_energy", {}).get("energy_j"),
-                    **energy_columns(ep.get("energy", []), ""),
+                    **energy_columns(ep.get("energy", []), "", ep.get("energy_split")),
                 }
                 rows.append(row)
             if not rows:
@@ -134,6 +150,7 @@ def load_results(roots: list[Path] | Path) -> Results:
                 total_wall_s=cum_wall,
                 # over the whole run, so rebuild schedules that change by epoch are amortised
                 mults_per_example=sum(r["mults_training"] for r in rows) / (n_train * len(rows)),
+                epoch_wall_spread_pct=_spread_pct([r["wall_s"] for r in rows[1:] or rows]),
                 inference_wall_s=inf.get("wall_s"),
                 inference_mults_per_example=(
                     inf.get("mults", 0) / max(inf.get("n_examples", 1), 1)
@@ -147,6 +164,13 @@ def load_results(roots: list[Path] | Path) -> Results:
         machines=pd.DataFrame(machine_rows),
         failed=pd.DataFrame(failed_rows),
     )
+
+
+def _spread_pct(values: list[float]) -> float:
+    """(max - min) / median in percent: how repeatable the epochs' times were. The first
+    epoch is left out by the caller where there are others (it warms caches)."""
+    median = float(pd.Series(values).median())
+    return 100.0 * (max(values) - min(values)) / median if median > 0 else float("nan")
 
 
 def _idle(rec: dict[str, Any]) -> dict[str, float]:

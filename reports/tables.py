@@ -26,6 +26,7 @@ def summary(res: Results) -> pd.DataFrame:
         "test_accuracy",
         "mults_per_example",
         "examples_per_s",
+        "epoch_wall_spread_pct",
         *[col.replace("_j", "_j_per_example") for col in energy_cols],
     ]
     t = c.groupby(_KEYS, as_index=False)[value_cols].mean()

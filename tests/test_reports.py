@@ -119,6 +119,7 @@ def test_frames_hold_every_epoch_cell_machine_and_failure(results):
     ]
     assert row["mults_per_example"].item() == 5.0
     assert row["total_wall_s"].item() == 1.0
+    assert row["epoch_wall_spread_pct"].item() == 0.0  # identical epochs
 
 
 def test_summary_ratios_against_dense(results):
@@ -144,6 +145,47 @@ def test_measured_and_estimated_energy_are_never_added():
     assert cols["cpu_estimated_j"] == 10.0
     assert cols["gpu_idle_measured_j"] == 7.0
     assert "gpu_measured_j" not in cols
+
+
+def test_net_energy_columns_come_from_measured_idle_power_only():
+    splits = [
+        {
+            "domain": "cpu-package-0",
+            "gross_j": 10.0,
+            "idle_power_w": 2.0,
+            "idle_j": 4.0,
+            "net_j": 6.0,
+            "mode": "measured",
+            "source": "rapl",
+        },
+        {
+            "domain": "gpu-0",
+            "gross_j": 50.0,
+            "idle_power_w": 25.0,
+            "idle_j": 50.0,
+            "net_j": 0.0,
+            "mode": "measured",
+            "source": "nvml",
+        },
+        {
+            "domain": "cpu",
+            "gross_j": 3.0,
+            "idle_power_w": None,
+            "idle_j": None,
+            "net_j": None,
+            "mode": "estimated",
+            "source": "cpu-time-model",
+        },
+    ]
+    readings = [
+        _reading("cpu-package-0", 10.0, "measured"),
+        _reading("gpu-0", 50.0, "measured", attributable=False),
+        _reading("cpu", 3.0, "estimated"),
+    ]
+    cols = energy_columns(readings, "", splits)
+    assert cols["cpu_measured_net_j"] == 6.0
+    assert cols["gpu_idle_measured_net_j"] == 0.0
+    assert "cpu_estimated_net_j" not in cols
 
 
 def test_report_draws_every_figure_and_labels_estimates(results, tmp_path):
