@@ -47,7 +47,13 @@ def build_report(
         raise UserError(
             f"no result records under {', '.join(map(str, roots))}; run `python run_all.py` first"
         )
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(
+            f"cannot create report folder {out_dir}: {exc.strerror or exc}; "
+            "choose another with --report"
+        ) from exc
 
     figures = []
     for draw in ALL_FIGURES:
@@ -55,8 +61,7 @@ def build_report(
         if spec is None:
             continue
         png, csv = f"{spec.name}.png", f"{spec.name}.csv"
-        spec.fig.savefig(out_dir / png, dpi=110, bbox_inches="tight")
-        plt.close(spec.fig)
+        _save_png(spec.fig, out_dir / png)
         atomic_write_text(out_dir / csv, spec.data.to_csv(index=False))
         figures.append(
             {
@@ -95,6 +100,22 @@ def build_report(
     index = out_dir / "index.html"
     atomic_write_text(index, page)
     return index
+
+
+def _save_png(fig: plt.Figure, path: Path) -> None:
+    """Draw to a temporary file, then rename: a full disk never leaves a broken figure."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UserError(
+            f"cannot write figure {path}: {exc.strerror or exc}; "
+            "free disk space or choose another folder with --report"
+        ) from exc
+    finally:
+        plt.close(fig)
 
 
 def _datasets(res: Results) -> pd.DataFrame:

@@ -225,3 +225,28 @@ def test_time_and_energy_to_reach_dense_accuracy(results):
     assert lsh["time_to_target_s"] == pytest.approx(1.0)
     assert lsh["cpu_estimated_j_to_target"] == pytest.approx(4.0)
     assert pd.isna(s.loc[("fast-box", "wta", 0.05)]["epochs_to_target"])  # 0.70 never does
+
+
+def test_unwritable_report_folder_is_a_clear_error(results, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(UserError, match="cannot create report folder"):
+        build_report(results, blocker / "report")
+
+
+def test_full_disk_while_drawing_keeps_the_previous_report(results, tmp_path, monkeypatch):
+    import errno
+
+    from matplotlib.figure import Figure as MplFigure
+
+    out = tmp_path / "report"
+    build_report(results, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def no_space(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(MplFigure, "savefig", no_space)
+    with pytest.raises(UserError, match="No space left on device"):
+        build_report(results, out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -103,6 +103,7 @@ def test_second_run_resumes_without_retraining(smoke):
         (["--meter", "geiger"], "unknown energy backend"),
         (["--datasets", "imagenet"], "unknown dataset(s) ['imagenet']"),
         (["--datasets", "mnist", "--models", "dense", "--data-dir", "no-such-dir"], "no-such-dir"),
+        (["--results", "/proc/not-writable", "--models", "dense"], "cannot write"),
     ],
 )
 def test_user_mistakes_get_one_clear_line(tmp_path, args, needle):
