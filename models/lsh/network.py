@@ -149,7 +149,7 @@ class LSHNet(Model):
     # -- training -------------------------------------------------------------------------
     def _threads(self) -> int:
         t = self.config.threads
-        numba.set_num_threads(max(1, min(t, numba.config.NUMBA_NUM_THREADS)))
+        numba.set_num_threads(max(1, min(t, numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
         return t
 
     def train_epoch(self, X: np.ndarray, y: np.ndarray) -> EpochStats:

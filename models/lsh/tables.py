@@ -57,7 +57,7 @@ class HashTables:
         maxw = int(self.ip[8])
         for layer, fam in enumerate(families):
             W, b = weights[layer], biases[layer]
-            if full:
+            if full or dirty is None:
                 rows = np.arange(W.shape[0], dtype=np.int64)
             else:
                 flags = dirty[layer * maxw : layer * maxw + W.shape[0]]
