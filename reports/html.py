@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -130,8 +131,29 @@ def _machines(res: Results) -> pd.DataFrame:
     m = res.machines
     if m.empty:
         return m
+    m = m.copy()
+    if "memory_bytes" in m:
+        m["memory_bytes"] = [
+            f"{v / 2**30:.1f} GiB" if pd.notna(v) else v for v in m["memory_bytes"]
+        ]
+    if "blas" in m:
+        m["blas"] = [_blas_text(v) for v in m["blas"]]
     cols = [c for c in m.columns if c.startswith(_MACHINE_PREFIXES)]
-    return m.set_index("machine")[cols].T.rename_axis("fact").reset_index()
+    table = m.set_index("machine")[cols].T.rename_axis("fact").reset_index()
+    return table.rename_axis(columns=None)
+
+
+def _blas_text(value: object) -> object:
+    """'openblas 0.3.31 (2 threads, SkylakeX)' from threadpoolctl's list, as stored."""
+    try:
+        libs = json.loads(value) if isinstance(value, str) else value
+        return "; ".join(
+            f"{b.get('internal_api')} {b.get('version', '')} ({b.get('num_threads', '?')} "
+            f"threads{', ' + b['architecture'] if b.get('architecture') else ''})"
+            for b in libs
+        )
+    except (TypeError, ValueError, AttributeError):
+        return value
 
 
 def _energy_modes(res: Results) -> list[tuple[str, str]]:
