@@ -58,7 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--models",
         nargs="+",
         metavar="NAME",
-        help="only these models (default: every registered model)",
+        help="only these models or variants, e.g. dense lsh lsh-paper (default: all)",
     )
     p.add_argument(
         "--datasets",
@@ -134,12 +134,18 @@ def run(args: argparse.Namespace) -> Path:
         unknown = sorted(set(chosen) - set(known))
         if unknown:
             raise UserError(f"unknown model(s) {unknown}; choose from {known}")
-        if args.datasets:
-            unknown = sorted(set(args.datasets) - set(datasets.names()))
-            if unknown:
-                raise UserError(f"unknown dataset(s) {unknown}; choose from {datasets.names()}")
-        cells = cells_for(args.profile, chosen, tuple(args.only or EXPERIMENTS), args.datasets)
+        for name in args.datasets or ():
+            datasets.canonical(name, args.data_dir)  # an unknown name is a one-line error
+        experiments = tuple(args.only or EXPERIMENTS)
+        # Variants named on the command line run even where the profile does not list them.
+        variants = tuple(v for v in chosen if v in VARIANTS) if args.models else None
+        cells = cells_for(args.profile, models.available(), experiments, args.datasets, variants)
         cells = [c for c in cells if c.name in chosen]
+        if not cells:
+            raise UserError(
+                f"nothing to run: profile {args.profile!r} has no runs of "
+                f"{sorted(chosen)} in {list(experiments)}"
+            )
         idle_s = (
             args.idle_s if args.idle_s is not None else (1.0 if args.profile == "smoke" else 5.0)
         )

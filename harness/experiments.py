@@ -220,12 +220,18 @@ def cells_for(
     available_models: list[str],
     only: tuple[str, ...] = EXPERIMENTS,
     datasets: tuple[str, ...] | None = None,
+    variants: tuple[str, ...] | None = None,
 ) -> list[Cell]:
     """All cells of the chosen experiments, for the models this installation has (and the
-    profile's variants of them); ``datasets`` replaces the profile's datasets."""
+    profile's variants of them); ``datasets`` and ``variants`` replace the profile's."""
     p = profile(profile_name)
     if datasets:
         p = dataclasses.replace(p, datasets=tuple(datasets))
+    if variants is not None:
+        unknown = sorted(set(variants) - set(VARIANTS))
+        if unknown:
+            raise UserError(f"unknown variant(s) {unknown}; choose from {sorted(VARIANTS)}")
+        p = dataclasses.replace(p, variants=tuple(variants))
     unknown = sorted(set(only) - set(EXPERIMENTS))
     if unknown:
         raise UserError(f"unknown experiment(s) {unknown}; choose from {list(EXPERIMENTS)}")

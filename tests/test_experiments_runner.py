@@ -132,3 +132,10 @@ def test_variants_are_labelled_cells_of_their_model():
         models.build("lsh", {"n_inputs": 784, "n_classes": 10, **c.settings})  # valid settings
     # Without the model installed, its variants are not planned.
     assert not [c for c in cells_for("quick", ["dense", "wta"]) if c.model == "lsh"]
+
+
+def test_variants_named_explicitly_join_any_profile():
+    cells = cells_for("smoke", models.available(), ("fraction_sweep",), variants=("lsh-paper",))
+    assert {c.name for c in cells} >= {"lsh-paper", "lsh", "dense"}
+    with pytest.raises(UserError, match="unknown variant"):
+        cells_for("smoke", models.available(), variants=("lsh-turbo",))

@@ -101,9 +101,10 @@ def test_second_run_resumes_without_retraining(smoke):
         (["--models", "banana"], "unknown model(s) ['banana']"),
         (["--report-only", "--results", "missing-folder"], "no results folder at missing-folder"),
         (["--meter", "geiger"], "unknown energy backend"),
-        (["--datasets", "imagenet"], "unknown dataset(s) ['imagenet']"),
+        (["--datasets", "imagenet"], "unknown dataset 'imagenet'"),
         (["--datasets", "mnist", "--models", "dense", "--data-dir", "no-such-dir"], "no-such-dir"),
         (["--results", "/proc/not-writable", "--models", "dense"], "cannot write"),
+        (["--models", "dropout", "--only", "thread_scaling"], "nothing to run"),
     ],
 )
 def test_user_mistakes_get_one_clear_line(tmp_path, args, needle):
