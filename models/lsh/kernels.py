@@ -88,15 +88,16 @@ def _cycles(typingctx):  # type: ignore[no-untyped-def]
 def pack_sketches(proj: np.ndarray, rows: np.ndarray, sk: np.ndarray, layer: int,
                   maxw: int) -> None:
     """Sign bits of each neuron's K*L projections, 64 to a word, into the flat sketch
-    array (layer, neuron, word)."""
+    array, word-major: (layer, word, neuron), so that ranking streams each word over
+    consecutive neurons (one vector popcount per 8 neurons)."""
     nw = (proj.shape[1] + 63) // 64
     for r in range(rows.shape[0]):
-        base = (layer * maxw + rows[r]) * nw
         for w in range(nw):
-            sk[base + w] = np.uint64(0)
-        for b in range(proj.shape[1]):
-            if proj[r, b] > 0:
-                sk[base + b // 64] |= np.uint64(1) << np.uint64(b % 64)
+            word = np.uint64(0)
+            for b in range(64 * w, min(64 * w + 64, proj.shape[1])):
+                if proj[r, b] > 0:
+                    word |= np.uint64(1) << np.uint64(b - 64 * w)
+            sk[(layer * nw + w) * maxw + rows[r]] = word
 
 
 @njit(cache=True, inline="always")
@@ -111,17 +112,32 @@ def _select_hamming(acc, layer, n_out, cap, ip, sk, dist, hist, qw, sel, state):
         for b in range(64 * w, min(64 * w + 64, KL)):
             word |= np.uint64(acc[b] > 0) << np.uint64(b - 64 * w)
         qw[w] = word
-    base = layer * maxw * nw
-    for j in range(n_out):  # branch-free and vectorised (VPOPCNTQ where the CPU has it)
-        dd = np.uint64(0)
-        o = base + j * nw
-        for w in range(nw):
-            dd += _popcount(qw[w] ^ sk[o + w])
-        dist[j] = dd
-    for c in range(KL + 1):
-        hist[c] = 0
+    # word-major sketches: each word's loop runs over consecutive neurons, branch-free and
+    # vectorised (VPOPCNTQ where the CPU has it)
+    base = layer * nw * maxw
+    q0 = qw[0]
     for j in range(n_out):
+        dist[j] = np.int32(_popcount(q0 ^ sk[base + j]))
+    for w in range(1, nw):
+        qv = qw[w]
+        o = base + w * maxw
+        for j in range(n_out):
+            dist[j] += np.int32(_popcount(qv ^ sk[o + j]))
+    # histogram of the distances in 4 interleaved sub-histograms (no store-to-load chain
+    # on repeated distances), then summed
+    hs = KL + 1
+    for c in range(4 * hs):
+        hist[c] = 0
+    n4 = n_out & ~3
+    for j in range(0, n4, 4):
         hist[dist[j]] += 1
+        hist[hs + dist[j + 1]] += 1
+        hist[2 * hs + dist[j + 2]] += 1
+        hist[3 * hs + dist[j + 3]] += 1
+    for j in range(n4, n_out):
+        hist[dist[j]] += 1
+    for c in range(hs):
+        hist[c] += hist[hs + c] + hist[2 * hs + c] + hist[3 * hs + c]
     take = min(cap, n_out)
     below = 0
     dstar = 0
@@ -570,7 +586,7 @@ def _scratch(meta, ip, dtype_probe):
     selcnt = np.zeros(max(H, 1), np.int64)
     counts = np.zeros(maxw, np.int32)
     touched = np.zeros(maxw, np.int32)
-    hist = np.zeros(KL + 2, np.int64)
+    hist = np.zeros(4 * (KL + 2), np.int64)  # 4 sub-histograms (hamming)
     acc = np.zeros(KL, dtype_probe.dtype)
     pooled = np.zeros(maxdp, dtype_probe.dtype)
     logits = np.zeros(n_cls, dtype_probe.dtype)
