@@ -418,6 +418,7 @@ def _example(mode, x, yv, meta, ip, hp, W, B, VB, AB, GW, GB, P, tab, tsize, sk,
     opt = ip[6]
     maxw = ip[8]
     st = ip[10]
+    ust = np.uint64(st)
     lr, mu, l2, eps = hp[0], hp[1], hp[2], hp[3]
     zero = hp[0] - hp[0]
     # level 0: the input's non-zeros (the first layer exploits sparse inputs)
@@ -464,13 +465,14 @@ def _example(mode, x, yv, meta, ip, hp, W, B, VB, AB, GW, GB, P, tab, tsize, sk,
         for q in range(s):
             j = sel[ly, q]
             row = woff + j * n_in
+            urow = np.uint64(row)  # unsigned indices: no negative-index wraparound code
             z = B[boff + j]
             if st == 1:
                 for k in range(nnz):
-                    z += W[row + aidx[ly, k]] * aval[ly, k]
+                    z += W[urow + np.uint64(aidx[ly, k])] * aval[ly, k]
             else:
                 for k in range(nnz):
-                    z += W[(row + aidx[ly, k]) * st] * aval[ly, k]
+                    z += W[(urow + np.uint64(aidx[ly, k])) * ust] * aval[ly, k]
             if z > 0:  # ReLU: only positive outputs feed the next layer
                 aidx[ly + 1, nxt] = j
                 aval[ly + 1, nxt] = z
@@ -485,9 +487,10 @@ def _example(mode, x, yv, meta, ip, hp, W, B, VB, AB, GW, GB, P, tab, tsize, sk,
     zmax = -np.inf
     for c in range(n_out):
         row = woff + c * n_in
+        urow = np.uint64(row)
         z = B[boff + c]
         for k in range(nnz):
-            z += W[(row + aidx[H, k]) * st] * aval[H, k]
+            z += W[(urow + np.uint64(aidx[H, k])) * ust] * aval[H, k]
         logits[c] = z
         if z > zmax:
             zmax = z
@@ -536,18 +539,19 @@ def _example(mode, x, yv, meta, ip, hp, W, B, VB, AB, GW, GB, P, tab, tsize, sk,
                 if mode == MODE_TRAIN and dirty[ly * maxw + j] == 0:
                     dirty[ly * maxw + j] = 1  # read first: no writes to shared lines
             row = woff + j * n_in
+            urow = np.uint64(row)
             if mode == MODE_TRAIN:
                 if need_da:  # gradient of the layer below from the old weights first
                     for k in range(nnz):
-                        dA2[k] += dz * W[(row + aidx[ly, k]) * st]
+                        dA2[k] += dz * W[(urow + np.uint64(aidx[ly, k])) * ust]
                 if opt == 2 and l2 == 0:  # the paper's rule, specialised: no branches
                     for k in range(nnz):
-                        wi = (row + aidx[ly, k]) * 3
+                        wi = (urow + np.uint64(aidx[ly, k])) * np.uint64(3)
                         g = dz * aval[ly, k]
-                        a = W[wi + 2] + g * g
-                        W[wi + 2] = a
-                        v = mu * W[wi + 1] + g * (lr / (eps + np.sqrt(a)))
-                        W[wi + 1] = v
+                        a = W[wi + np.uint64(2)] + g * g
+                        W[wi + np.uint64(2)] = a
+                        v = mu * W[wi + np.uint64(1)] + g * (lr / (eps + np.sqrt(a)))
+                        W[wi + np.uint64(1)] = v
                         W[wi] = W[wi] - v
                 else:
                     for k in range(nnz):
