@@ -405,7 +405,9 @@ def _update(W, V, A, i, iv, ia, g, kind, lr, mu, l2, eps) -> None:
         W[i] = w - v
 
 
-@njit(cache=True, fastmath=_FM)
+# error_model="numpy": float division without a zero check (its divisors are never
+# zero), so loops with a division vectorise
+@njit(cache=True, fastmath=_FM, error_model="numpy")
 def _example(mode, x, yv, meta, ip, hp, W, B, VB, AB, GW, GB, P, tab, tsize, sk, qw,
              dirty, aidx, aval, acnt, sel, selcnt, counts, touched, hist, acc, pooled,
              logits, dA, dA2, cnt, state, rec_sets, rec_n, rec_row):
