@@ -18,6 +18,8 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from models.lsh.kernels import pool_small
+
 
 def pooled_width(n_in: int, pool: int) -> int:
     return math.ceil(n_in / pool)
@@ -29,6 +31,10 @@ def pool_rows(W: np.ndarray, pool: int) -> np.ndarray:
         return W
     n, d = W.shape
     dp = pooled_width(d, pool)
+    if pool < 8:  # numba, straight from the (strided) weights: same floats, no copy
+        out = np.zeros((n, dp), dtype=W.dtype)
+        pool_small(W, pool, out)
+        return out
     padded = np.zeros((n, dp * pool), dtype=W.dtype)
     padded[:, :d] = W
     return padded.reshape(n, dp, pool).sum(axis=2)

@@ -197,6 +197,25 @@ def _remove(tab, tsize, bucket, j, cap) -> None:
 
 
 @njit(cache=True)
+def pool_small(W: np.ndarray, pool: int, out: np.ndarray) -> None:
+    """out[r, g] = sum of W[r, g*pool : (g+1)*pool] (zero-padded past the last column),
+    added in column order from 0: for pool < 8 the same floats as numpy's
+    ``padded.reshape(n, dp, pool).sum(axis=2)`` (its pairwise summation only starts at 8),
+    without the padded copy of a strided W. ``out`` must come zeroed."""
+    n, d = W.shape
+    for r in range(n):
+        for g in range(out.shape[1]):
+            s = out[r, g]
+            for t in range(pool):
+                c = g * pool + t
+                if c < d:
+                    s += W[r, c]
+                else:
+                    s += out[r, g]  # the zero padding, added as numpy adds it
+            out[r, g] = s
+
+
+@njit(cache=True)
 def pack_codes(proj: np.ndarray, K: int, L: int) -> np.ndarray:
     """(n, K*L) projections -> (n, L) int32 bucket codes (bit k set when projection k > 0)."""
     n = proj.shape[0]
