@@ -3,8 +3,8 @@
 Storage: ``tab`` int32 (H, L, 2^K, C) of neuron ids, ``tsize`` int32 (H, L, 2^K) slots in
 use, ``tseen`` int64 (H, L, 2^K) neurons offered to the bucket since it was last cleared.
 Memory is fixed at construction: H*L*2^K*(4C + 12) bytes, plus each layer's last codes
-(n_out x L int32) for incremental rehashing and its packed K*L-bit sketches (n_out x
-ceil(K*L/64) uint64) for Hamming ranking.
+(n_out x L int32) for incremental rehashing and its packed K*L-bit sketches
+(ceil(K*L/64) x n_out uint64, word-major) for Hamming ranking.
 
 Overflow (a bucket offered more than C neurons): ``reservoir`` keeps a uniform sample of
 what arrived (each with probability C/seen); ``fifo`` keeps the C most recent arrivals.
@@ -40,7 +40,8 @@ class HashTables:
         self.tseen = np.zeros(max(H * L * nb, 1), np.int64)
         H = len(n_out)
         self.codes = [np.zeros((n, L), np.int32) for n in n_out]
-        # every neuron's K*L sign bits, packed (selection="hamming" ranks by them)
+        # every neuron's K*L sign bits, packed (selection="hamming" ranks by them), laid
+        # out (layer, word, neuron): ranking streams one word over consecutive neurons
         self.n_words = (K * L + 63) // 64
         self.sk = np.zeros(max(H, 1) * int(ip[8]) * self.n_words, np.uint64)
         self.built = False
