@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import re
 import tempfile
@@ -66,17 +67,27 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
-    """``data`` as indented JSON, written atomically (NaN and infinity refused)."""
-    text = json.dumps(data, indent=1, sort_keys=True, allow_nan=False, default=_jsonable)
+    """``data`` as indented JSON, written atomically. NaN and infinity (a diverged loss, say)
+    become null, so the record stays valid JSON that any reader can parse."""
+    text = json.dumps(_plain(data), indent=1, sort_keys=True, allow_nan=False)
     atomic_write_text(path, text + "\n")
 
 
-def _jsonable(obj: Any) -> Any:
-    """numpy scalars and arrays, paths and tuples, as plain JSON values."""
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
+def _plain(obj: Any) -> Any:
+    """Plain JSON values: numpy scalars and arrays as numbers and lists, paths as strings,
+    non-finite floats as None."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    if hasattr(obj, "tolist"):  # numpy scalar or array
+        return _plain(obj.tolist())
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
     if isinstance(obj, Path):
         return str(obj)
+    if obj is None or isinstance(obj, str | int | bool):
+        return obj
     raise TypeError(f"cannot store {type(obj).__name__} in a result record")
 
 

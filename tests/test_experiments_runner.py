@@ -3,6 +3,7 @@ cell, resuming, and rerunning a corrupt record."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -139,3 +140,25 @@ def test_variants_named_explicitly_join_any_profile():
     assert {c.name for c in cells} >= {"lsh-paper", "lsh", "dense"}
     with pytest.raises(UserError, match="unknown variant"):
         cells_for("smoke", models.available(), variants=("lsh-turbo",))
+
+
+@register
+class _DivergingNet(DenseNet):
+    """Reports a NaN loss, as a run with too high a learning rate does."""
+
+    name = "test-diverging"
+
+    def train_epoch(self, X, y):
+        stats = super().train_epoch(X, y)
+        return dataclasses.replace(stats, loss=float("nan"))
+
+
+def test_a_diverged_run_is_stored_as_valid_json(tmp_path):
+    store = ResultStore(tmp_path, "m")
+    cell = _cell("test-diverging", epochs=1)
+    summary = run_cells(
+        [cell], store, [CpuTimeEstimateMeter(cpu_power_w=4.0)], profile="unit", idle_s=0
+    )
+    assert not summary.failed
+    record = json.loads(store.cell_path("unit", cell.cell_id).read_text())
+    assert record["status"] == "ok" and record["epochs"][0]["train_loss"] is None

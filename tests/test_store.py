@@ -51,10 +51,31 @@ def test_full_disk_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypa
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
 
 
-def test_nan_is_refused_rather_than_written_as_invalid_json(tmp_path):
-    with pytest.raises(ValueError):
-        atomic_write_json(tmp_path / "x.json", {"v": float("nan")})
-    assert not (tmp_path / "x.json").exists()
+def test_diverged_values_are_stored_as_null_and_numpy_as_plain_json(tmp_path):
+    import numpy as np
+
+    path = tmp_path / "x.json"
+    atomic_write_json(
+        path,
+        {
+            "loss": float("nan"),
+            "acc": np.float32(0.5),
+            "w": np.arange(3),
+            "inf": [float("inf"), 1.0],
+            "p": tmp_path,
+        },
+    )
+    data = json.loads(path.read_text())  # strict JSON: no NaN tokens
+    assert data == {
+        "loss": None,
+        "acc": 0.5,
+        "w": [0, 1, 2],
+        "inf": [None, 1.0],
+        "p": str(tmp_path),
+    }
+    with pytest.raises(TypeError, match="cannot store object"):
+        atomic_write_json(path, {"x": object()})
+    assert json.loads(path.read_text())["acc"] == 0.5  # the old record survives
 
 
 @pytest.mark.parametrize(
