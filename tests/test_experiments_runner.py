@@ -46,7 +46,8 @@ def test_every_profile_has_unique_cell_ids():
 def test_paper_profile_follows_the_released_code():
     cells = cells_for("paper", models.available(), ("fraction_sweep",))
     assert {c.epochs for c in cells} == {25}
-    assert {c.settings["batch_size"] for c in cells} == {1}
+    # Batch 1 everywhere but the mini-batch reference of the standard network.
+    assert {c.settings["batch_size"] for c in cells if c.name != "dense-minibatch"} == {1}
     assert {tuple(c.settings["hidden"]) for c in cells} == {(1000, 1000), (1000, 1000, 1000)}
     assert paper_lr("mnist", 0.05) == 1e-2 and paper_lr("mnist", 0.5) == 5e-3
     assert paper_lr("convex", 0.25) == 5e-3 and paper_lr("rectangles-images", 1.0) == 1e-3
@@ -162,3 +163,11 @@ def test_a_diverged_run_is_stored_as_valid_json(tmp_path):
     assert not summary.failed
     record = json.loads(store.cell_path("unit", cell.cell_id).read_text())
     assert record["status"] == "ok" and record["epochs"][0]["train_loss"] is None
+
+
+def test_dense_minibatch_reference_runs_once_per_dataset_with_every_node():
+    cells = [c for c in cells_for("quick", models.available()) if c.name == "dense-minibatch"]
+    assert len(cells) == len(profile("quick").datasets)
+    for c in cells:
+        assert c.model == "dense" and c.settings["active_fraction"] == 1.0
+        assert c.settings["batch_size"] == 256

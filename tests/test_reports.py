@@ -85,6 +85,7 @@ def results(tmp_path):
         store = ResultStore(tmp_path, machine)
         store.write_machine({"cpu": {"model": f"{machine} cpu", "logical_cores": 2}})
         store.write_cell(_record("dense", 1.0, 0.90, 10_000, 2.0 * speed))
+        store.write_cell(_record("dense-minibatch", 1.0, 0.91, 10_000, 0.25 * speed))
         store.write_cell(_record("lsh", 0.05, 0.89, 500, 0.5 * speed))
         store.write_cell(_record("lsh", 0.5, 0.90, 5_000, 1.0 * speed))
         store.write_cell(_record("wta", 0.05, 0.70, 10_000, 2.0 * speed))
@@ -107,8 +108,8 @@ def results(tmp_path):
 
 def test_frames_hold_every_epoch_cell_machine_and_failure(results):
     res = load_results(results)
-    assert len(res.epochs) == 2 * 2 * 6
-    assert len(res.cells) == 2 * 6
+    assert len(res.epochs) == 2 * 2 * 7
+    assert len(res.cells) == 2 * 7
     assert set(res.machines["machine"]) == {"fast-box", "slow-box"}
     assert res.failed["error"].tolist() == ["ValueError: boom"]
     row = res.cells[
@@ -128,6 +129,7 @@ def test_summary_ratios_against_dense(results):
     assert lsh["accuracy_gap_pp"].item() == pytest.approx(-1.0)
     assert lsh["mults_vs_dense_pct"].item() == pytest.approx(5.0)
     assert lsh["speed_vs_dense"].item() == pytest.approx(4.0)
+    assert lsh["speed_vs_dense_minibatch"].item() == pytest.approx(0.5)
 
 
 def test_measured_and_estimated_energy_are_never_added():
