@@ -30,8 +30,6 @@ import numpy as np
 
 from models.optim import OPTIMIZERS
 
-PHASES = ("forward", "backward", "update", "hashing", "rebuild")
-
 
 class ConfigError(ValueError):
     """A model setting is invalid; the message names the setting and what is allowed."""

@@ -22,7 +22,6 @@ from harness.store import SCHEMA_VERSION, StoreError, iter_records, read_json
 
 log = logging.getLogger(__name__)
 
-PHASES = ("forward", "backward", "update", "hashing", "rebuild")
 
 
 @dataclass
@@ -135,7 +134,12 @@ def load_results(roots: list[Path] | Path) -> Results:
                     "computed_fraction_measured": ep["computed_fraction"],
                     "mults_training": mults["training"],
                     "mults_per_example": mults["training"] / n_train,
-                    **{f"mults_{p}": mults.get(p, 0) for p in PHASES},
+                    # one column per training phase, whatever phases the model counts
+                    **{
+                        f"mults_{phase}": count
+                        for phase, count in mults.items()
+                        if phase not in ("training", "inference")
+                    },
                     "op_estimate_j": ep.get("op_energy", {}).get("energy_j"),
                     **energy_columns(ep.get("energy", []), "", ep.get("energy_split")),
                 }
