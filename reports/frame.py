@@ -23,7 +23,6 @@ from harness.store import SCHEMA_VERSION, StoreError, iter_records, read_json
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class Results:
     epochs: pd.DataFrame
