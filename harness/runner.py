@@ -38,18 +38,17 @@ class RunSummary:
 
 
 class _DataCache:
-    """Each (dataset, split, size) is loaded once per sweep."""
+    """Each (dataset, split, size) is loaded once per sweep. The data's own seed is fixed
+    (0): every model and model seed trains on the same examples."""
 
-    def __init__(self, data_dir: Path | None, seed: int = 0) -> None:
-        self.data_dir, self.seed = data_dir, seed
+    def __init__(self, data_dir: Path | None) -> None:
+        self.data_dir = data_dir
         self._cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
     def get(self, name: str, split: str, n: int | None) -> tuple[np.ndarray, np.ndarray]:
         key = (name, split, n)
         if key not in self._cache:
-            self._cache[key] = datasets.load(
-                name, split, n=n, data_dir=self.data_dir, seed=self.seed
-            )
+            self._cache[key] = datasets.load(name, split, n=n, data_dir=self.data_dir, seed=0)
         return self._cache[key]
 
 
