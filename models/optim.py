@@ -1,4 +1,4 @@
-"""Update rules shared by all models, with their exact multiplication cost per parameter.
+"""Update rules shared by all models, with their exact multiplication cost.
 
 For a parameter w with gradient g (already averaged over the batch):
 
@@ -7,6 +7,12 @@ For a parameter w with gradient g (already averaged over the batch):
 - ``adagrad_momentum``: the paper's rule, per parameter:            4
       acc += g*g;  step = lr / (1e-6 + sqrt(acc)) * g;  v = mu*v + step;  w -= v
   (the division counts as one multiplication; sqrt is not counted)
+- ``rowwise_adagrad``:  Adagrad with one squared-gradient sum per row of a weight matrix
+  (per neuron), as DLRM/FBGEMM train embedding tables:
+      acc_j += mean_i(g_ji^2);  w_ji -= lr / (1e-6 + sqrt(acc_j)) * g_ji
+  2 per weight and 2 per row (the mean's division, the step); a bias (1-D parameter) is its
+  own row: acc += g*g; b -= lr / (1e-6 + sqrt(acc)) * g, 3 per bias. No momentum. Its state
+  is one number per neuron, not per weight, so a sparse network's weights stay packed.
 
 With L2 (weights only, never biases) the gradient first becomes g + l2*w: one more
 multiplication per weight. Sparse models apply the same rules to the entries they touch.
@@ -16,9 +22,20 @@ from __future__ import annotations
 
 import numpy as np
 
-OPTIMIZERS = ("sgd", "momentum", "adagrad_momentum")
-MULTS_PER_PARAM = {"sgd": 1, "momentum": 2, "adagrad_momentum": 4}
+OPTIMIZERS = ("sgd", "momentum", "adagrad_momentum", "rowwise_adagrad")
+MULTS_PER_PARAM = {"sgd": 1, "momentum": 2, "adagrad_momentum": 4}  # element-wise rules
 ADAGRAD_EPS = 1e-6
+
+
+def update_mults(kind: str, shape: tuple[int, ...], l2: float) -> int:
+    """Multiplications of one update of a dense parameter array of this shape."""
+    size = int(np.prod(shape))
+    extra = size if l2 > 0 else 0
+    if kind != "rowwise_adagrad":
+        return MULTS_PER_PARAM[kind] * size + extra
+    if len(shape) == 1:
+        return 3 * size + extra
+    return 2 * size + 2 * int(shape[0]) + extra
 
 
 class Optimizer:
@@ -31,8 +48,14 @@ class Optimizer:
             raise ValueError(f"unknown optimizer {kind!r}; choose one of {OPTIMIZERS}")
         self.kind, self.lr, self.mu = kind, lr, momentum
         self.l2 = l2  # per parameter array: the weight decay, 0 for biases
-        self.velocity = [np.zeros_like(p) for p in params] if kind != "sgd" else []
-        self.sq_sum = [np.zeros_like(p) for p in params] if kind == "adagrad_momentum" else []
+        self.velocity = [np.zeros_like(p) for p in params] if kind in ("momentum",
+                                                                       "adagrad_momentum") else []
+        if kind == "adagrad_momentum":
+            self.sq_sum = [np.zeros_like(p) for p in params]
+        elif kind == "rowwise_adagrad":  # one sum per row; a 1-D parameter's rows are entries
+            self.sq_sum = [np.zeros(p.shape[:1], p.dtype) for p in params]
+        else:
+            self.sq_sum = []
 
     def step(self, params: list[np.ndarray], grads: list[np.ndarray]) -> int:
         """Apply one update; returns the multiplications it performed. ``grads`` is consumed
@@ -41,10 +64,16 @@ class Optimizer:
         for i, (p, g) in enumerate(zip(params, grads, strict=True)):
             if self.l2[i] > 0:
                 g += self.l2[i] * p
-                mults += p.size
-            mults += MULTS_PER_PARAM[self.kind] * p.size
+            mults += update_mults(self.kind, p.shape, self.l2[i])
             if self.kind == "sgd":
                 g *= self.lr
+                p -= g
+                continue
+            if self.kind == "rowwise_adagrad":
+                acc = self.sq_sum[i]
+                acc += (g * g).mean(axis=1) if g.ndim == 2 else g * g
+                step = self.lr / (ADAGRAD_EPS + np.sqrt(acc))
+                g *= step[:, None] if g.ndim == 2 else step
                 p -= g
                 continue
             v = self.velocity[i]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import models
-from models.optim import MULTS_PER_PARAM
+from models.optim import MULTS_PER_PARAM, Optimizer
 
 
 def _net(hidden, *, n_in=7, n_out=4, dtype="float64", **kw):
@@ -74,7 +74,10 @@ def _dense_formula(sizes, n, batch, optimizer, l2):
     n_batches = -(-n // batch)
     n_weights = sum(a * b for a, b in pairs)
     n_biases = sum(b for _, b in pairs)
-    per_step = MULTS_PER_PARAM[optimizer] * (n_weights + n_biases) + (n_weights if l2 else 0)
+    if optimizer == "rowwise_adagrad":  # g*g and step*g per weight; mean and step per row
+        per_step = 2 * n_weights + 2 * n_biases + 3 * n_biases + (n_weights if l2 else 0)
+    else:
+        per_step = MULTS_PER_PARAM[optimizer] * (n_weights + n_biases) + (n_weights if l2 else 0)
     return forward, backward, n_batches * per_step
 
 
@@ -85,6 +88,8 @@ def _dense_formula(sizes, n, batch, optimizer, l2):
         ((7, 5, 6, 3, 4), 23, 4, "momentum", 0.003),
         ((12, 30, 2), 17, 17, "sgd", 0.0),
         ((12, 30, 20, 2), 50, 64, "adagrad_momentum", 0.01),
+        ((9, 8, 3), 12, 5, "rowwise_adagrad", 0.0),
+        ((9, 8, 6, 3), 12, 1, "rowwise_adagrad", 0.02),
     ],
 )
 def test_counts_match_closed_form(sizes, n, batch, optimizer, l2):
@@ -135,7 +140,8 @@ def test_same_seed_is_bit_identical_and_other_seed_differs(digits):
 
 @pytest.mark.parametrize(
     ("optimizer", "lr", "batch"),
-    [("adagrad_momentum", 1e-2, 1), ("momentum", 0.05, 32), ("sgd", 0.1, 16)],
+    [("adagrad_momentum", 1e-2, 1), ("momentum", 0.05, 32), ("sgd", 0.1, 16),
+     ("rowwise_adagrad", 2e-2, 1)],
 )
 def test_learns_digits(digits, optimizer, lr, batch):
     X, y, Xt, yt = digits
@@ -185,3 +191,27 @@ def test_wrong_input_width_is_reported():
     net = _net((3,))
     with pytest.raises(models.ConfigError, match=r"expects \(n, 7\)"):
         net.predict(np.zeros((2, 5)))
+
+
+def test_rowwise_adagrad_follows_its_formula():
+    """Two steps by hand: one squared-gradient sum per row of W (the mean over the row),
+    one per bias; no momentum."""
+    W = np.array([[1.0, -2.0, 0.5], [0.0, 3.0, 1.0]])
+    b = np.array([0.5, -0.5])
+    opt = Optimizer([W, b], "rowwise_adagrad", lr=0.1, momentum=0.9, l2=[0.0, 0.0])
+    gw1, gb1 = np.array([[0.3, 0.0, -0.6], [1.0, 2.0, 0.0]]), np.array([0.2, -1.0])
+    gw2, gb2 = np.array([[0.0, 0.9, 0.0], [-1.0, 0.0, 0.5]]), np.array([0.1, 0.0])
+    W0, b0 = W.copy(), b.copy()
+    opt.step([W, b], [gw1.copy(), gb1.copy()])
+    opt.step([W, b], [gw2.copy(), gb2.copy()])
+    exp_W, exp_b = W0.copy(), b0.copy()
+    row_sum, bias_sum = np.zeros(2), np.zeros(2)
+    for gw, gb in ((gw1, gb1), (gw2, gb2)):
+        for j in range(2):
+            row_sum[j] += sum(g * g for g in gw[j]) / 3
+            exp_W[j] -= 0.1 / (1e-6 + np.sqrt(row_sum[j])) * gw[j]
+            bias_sum[j] += gb[j] ** 2
+            exp_b[j] -= 0.1 / (1e-6 + np.sqrt(bias_sum[j])) * gb[j]
+    np.testing.assert_allclose(W, exp_W, rtol=1e-12)
+    np.testing.assert_allclose(b, exp_b, rtol=1e-12)
+    assert opt.velocity == [] and [a.shape for a in opt.sq_sum] == [(2,), (2,)]

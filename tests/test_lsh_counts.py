@@ -18,6 +18,9 @@ def _update(w, v, a, g, cfg, l2):  # type: ignore[no-untyped-def]
     if l2 > 0:
         g = g + l2 * w
         m += 1
+    if cfg.optimizer == "rowwise_adagrad":  # only biases come here: each is its own row
+        a = a + g * g
+        return w - g * (cfg.lr / (ADAGRAD_EPS + math.sqrt(a))), v, a, m + 3
     m += MULTS_PER_PARAM[cfg.optimizer]
     if cfg.optimizer == "sgd":
         return w - cfg.lr * g, v, a, m
@@ -27,6 +30,29 @@ def _update(w, v, a, g, cfg, l2):  # type: ignore[no-untyped-def]
     a = a + g * g
     v = cfg.momentum * v + g * (cfg.lr / (ADAGRAD_EPS + math.sqrt(a)))
     return w - v, v, a, m
+
+
+def _rowwise(W, S, j, dz, cols, cfg, c):  # type: ignore[no-untyped-def]
+    """Row-wise Adagrad on row j of W (its row sum kept in S[j, 0]): the mean of the row's
+    squared gradient over all n_in entries (untouched ones are zero), then one step. Without
+    L2 the kernel factors it as dz^2 * sum(x^2) / n_in and steps by (dz * step) * x."""
+    n_in = W.shape[1]
+    if cfg.l2 == 0:
+        sx2 = sum(v * v for _, v in cols)  # once per layer in the kernel: counted there
+        S[j, 0] += dz * dz * sx2 / n_in
+        s = dz * (cfg.lr / (ADAGRAD_EPS + math.sqrt(S[j, 0])))
+        for i, v in cols:
+            W[j, i] -= s * v
+        c["backward"] += len(cols)
+        c["update"] += 5
+        return
+    g = {i: dz * v + cfg.l2 * W[j, i] for i, v in cols}
+    S[j, 0] += sum(gi * gi for gi in g.values()) / n_in
+    step = cfg.lr / (ADAGRAD_EPS + math.sqrt(S[j, 0]))
+    for i in g:
+        W[j, i] -= step * g[i]
+    c["backward"] += len(cols)
+    c["update"] += 5 * len(cols) + 2  # l2*w, g*g; dz*x, l2*w, step*g again; mean, step
 
 
 def _replay(net, X, y, W, B):  # type: ignore[no-untyped-def]
@@ -71,13 +97,18 @@ def _replay(net, X, y, W, B):  # type: ignore[no-untyped-def]
             dA = [sum(dz * W[layer][j, i] for j, dz in dz_rows) for i, _ in cols]
             if layer > 0:
                 c["backward"] += len(dz_rows) * len(cols)
+            if cfg.optimizer == "rowwise_adagrad" and cfg.l2 == 0 and dz_rows:
+                c["update"] += len(cols)  # the layer's sum(x^2)
             for j, dz in dz_rows:
-                for i, v in cols:
-                    g = dz * v
-                    c["backward"] += 1
-                    W[layer][j, i], VW[layer][j, i], AW[layer][j, i], m = _update(
-                        W[layer][j, i], VW[layer][j, i], AW[layer][j, i], g, cfg, cfg.l2)
-                    c["update"] += m
+                if cfg.optimizer == "rowwise_adagrad":
+                    _rowwise(W[layer], VW[layer], j, dz, cols, cfg, c)
+                else:
+                    for i, v in cols:
+                        g = dz * v
+                        c["backward"] += 1
+                        W[layer][j, i], VW[layer][j, i], AW[layer][j, i], m = _update(
+                            W[layer][j, i], VW[layer][j, i], AW[layer][j, i], g, cfg, cfg.l2)
+                        c["update"] += m
                 B[layer][j], VB[layer][j], AB[layer][j], m = _update(
                     B[layer][j], VB[layer][j], AB[layer][j], dz, cfg, 0.0)
                 c["update"] += m
@@ -91,6 +122,8 @@ def _replay(net, X, y, W, B):  # type: ignore[no-untyped-def]
         {"optimizer": "adagrad_momentum", "l2": 0.01, "pool_input": 2},
         {"optimizer": "momentum", "hash_family": "simple_lsh", "selection": "threshold"},
         {"optimizer": "sgd", "pad_random": True, "pool_hidden": 3},
+        {"optimizer": "rowwise_adagrad"},
+        {"optimizer": "rowwise_adagrad", "l2": 0.01, "selection": "hamming"},
     ],
 )
 def test_counts_equal_pure_python_replay(extra: dict) -> None:

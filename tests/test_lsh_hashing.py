@@ -108,3 +108,41 @@ def test_incremental_move_between_buckets() -> None:
 def test_pooling_sums_blocks() -> None:
     W = np.arange(10.0).reshape(2, 5)
     np.testing.assert_array_equal(pool_rows(W, 2), [[1, 5, 4], [11, 15, 9]])
+
+
+@pytest.mark.parametrize(("n_out", "KL", "cap", "distinct"),
+                         [(1000, 300, 50, 0), (130, 70, 7, 0), (64, 64, 64, 0), (1, 10, 1, 0),
+                          (200, 128, 30, 3), (77, 300, 76, 2)])
+def test_hamming_selection_matches_exact_ranking(n_out: int, KL: int, cap: int,
+                                                 distinct: int) -> None:
+    """The kernel's ranking against numpy's: every neuron strictly closer than the cut is
+    kept, the rest of the cap are ties at the cut, nothing twice. ``distinct`` > 0 draws
+    the sketches from that few values, so most neurons tie."""
+    rng = np.random.default_rng(n_out + KL)
+    nw, maxw = (KL + 63) // 64, n_out + 5  # rows longer than the layer, as in a network
+    words = rng.integers(0, 2**64, (nw, maxw), dtype=np.uint64, endpoint=False)
+    if distinct:
+        words = words[:, rng.integers(0, distinct, maxw)]
+    words[-1] &= np.uint64((1 << (KL - 64 * (nw - 1))) - 1) if KL % 64 else ~np.uint64(0)
+    sk = np.concatenate([np.zeros(nw * maxw, np.uint64), words.ravel()])  # layer 1 of 2
+    acc = rng.standard_normal(KL).astype(np.float32)
+    ip = np.array([KL, 1, 1, 4, 1, 0, 0, 0, maxw, 2, 1], np.int64)
+    dist = np.zeros((maxw + 63) // 64 * 64, np.int32)
+    qw = np.zeros(nw + 2 * ((maxw + 63) // 64), np.uint64)
+    sel = np.full(maxw, -1, np.int32)
+    qbits = (acc > 0).astype(np.uint8)
+    nbits = np.unpackbits(words[:, :n_out].T.copy().view(np.uint8), axis=1,
+                          bitorder="little")[:, :KL]
+    ref = (nbits != qbits).sum(axis=1)
+    picked = []
+    for seed in range(1, 6):
+        n, _ = kernels._select_hamming(acc, 1, n_out, cap, ip, sk, dist, qw, sel,
+                                       np.array([seed], np.uint64))
+        s = sel[:n]
+        assert n == min(cap, n_out) and len(set(s)) == n and s.min() >= 0 and s.max() < n_out
+        cut = np.sort(ref)[n - 1]
+        assert set(np.flatnonzero(ref < cut)) <= set(s)
+        assert (ref[s] <= cut).all()
+        picked.append(frozenset(s))
+    if distinct and cap < n_out:
+        assert len(set(picked)) > 1  # ties broken from a random start, not always the same

@@ -9,6 +9,7 @@ import pytest
 import models
 from models.base import ConfigError
 from models.lsh import LSHConfig
+from models.optim import OPTIMIZERS
 
 BASE = {"n_inputs": 12, "n_classes": 3, "hidden": [10, 7], "dtype": "float64", "seed": 3}
 ALL_ACTIVE = {"active_fraction": 1.0, "pad_random": True, "K": 3, "L": 4}
@@ -52,7 +53,7 @@ def test_all_active_loss_and_grads_match_dense() -> None:
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adagrad_momentum"])
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_one_training_step_matches_dense(optimizer: str) -> None:
     dense, lsh = _pair(optimizer=optimizer, lr=0.05)
     X, y = _data(1)

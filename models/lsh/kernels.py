@@ -4,14 +4,19 @@ Layout (built by ``network.py``):
 
 - ``W`` holds each weight with its optimizer state beside it: entry (j, i) of a layer is
   ``W[(woff + j*n_in + i)*st + s]`` with s = 0 the weight, 1 the velocity, 2 the Adagrad
-  sum (``st`` = 1, 2 or 3 by optimizer). A sparse update touches one cache line per weight
-  instead of three (measured 3.4x faster on random rows than separate arrays).
+  sum (``st`` = 1 for sgd and rowwise_adagrad, 2 momentum, 3 adagrad_momentum). A sparse
+  update touches one cache line per weight instead of three (measured 3.4x faster on random
+  rows than separate arrays).
+- ``B`` the biases; ``VB``, ``AB`` per-neuron optimizer state: the bias's velocity and
+  Adagrad sum, except for rowwise_adagrad, where ``VB`` holds each neuron's row sum (mean
+  squared gradient of its weights, summed over steps) and ``AB`` the bias's sum.
 - ``meta`` int64 (n_layers, 8), one row per weight layer: n_in, n_out, woff (offset of the
   layer's (n_out, n_in) block in ``W``, in weights), boff (offset in ``B``), pool (block size of the
   pooling before hashing), dp (pooled input width), poff (offset of the layer's query
   projections (dp + 1, K*L) in ``P``, the last row belongs to the bias), cap (active-set cap).
-- ``ip`` int64: K, L, C (bucket capacity), selection (0 topk, 1 threshold, 2 union),
-  min_count, pad (0/1), optimizer (0 sgd, 1 momentum, 2 adagrad_momentum), overflow
+- ``ip`` int64: K, L, C (bucket capacity), selection (0 topk, 1 threshold, 2 union, 3 exact,
+  4 hamming),
+  min_count, pad (0/1), optimizer (index in models.optim.OPTIMIZERS), overflow
   (0 reservoir, 1 fifo), max width, number of hidden layers, st (entries per weight).
 - ``hp`` (the weights' dtype): lr, momentum, l2, adagrad epsilon.
 - Tables: ``tab`` int32 (H, L, 2^K, C) flattened, ``tsize`` int32 and ``tseen`` int64
@@ -101,68 +106,91 @@ def pack_sketches(proj: np.ndarray, rows: np.ndarray, sk: np.ndarray, layer: int
 
 
 @njit(cache=True, inline="always")
-def _select_hamming(acc, layer, n_out, cap, ip, sk, dist, hist, qw, sel, state):
+def _emit_bits(words, lo, hi, sel, n_sel, limit):
+    """Append to sel the positions j in [lo, hi) whose bit is set in ``words`` (bit j % 64
+    of word j // 64), in increasing order, until n_sel reaches ``limit``."""
+    one = np.uint64(1)
+    b = lo // 64
+    while b * 64 < hi and n_sel < limit:
+        m = words[b]
+        if b * 64 < lo:  # clear the bits below lo
+            m &= ~((one << np.uint64(lo - b * 64)) - one)
+        if hi - b * 64 < 64:  # and those from hi on
+            m &= (one << np.uint64(hi - b * 64)) - one
+        while m != 0 and n_sel < limit:
+            low = m & (~m + one)  # lowest set bit; its index is popcount(low - 1)
+            sel[n_sel] = b * 64 + np.int64(_popcount(low - one))
+            n_sel += 1
+            m ^= low
+        b += 1
+    return n_sel
+
+
+@njit(cache=True, inline="always")
+def _select_hamming(acc, layer, n_out, cap, ip, sk, dist, qw, sel, state):
     """All neurons ranked by how many of the K*L sign bits their sketch shares with the
-    query's (SimHash angle estimate); the cap closest are kept, ties from a random start."""
+    query's (SimHash angle estimate); the cap closest are kept, ties from a random start.
+
+    Every step is a branch-free pass over the layer that vectorises: distances by vector
+    popcount, the cap-th smallest distance by binary search on vectorised counts, then
+    64-neuron bit masks of "closer" and "tied" whose set bits are the selection (only
+    ~cap of them, so extracting them costs little). ``dist`` needs room for n_out rounded
+    up to 64; ``qw`` holds the query's words, then the two masks."""
     KL = ip[0] * ip[1]
     maxw = ip[8]
     nw = (KL + 63) // 64
     for w in range(nw):  # the query's sign bits, packed without branches
+        aw = acc[64 * w : min(64 * w + 64, KL)]
         word = np.uint64(0)
-        for b in range(64 * w, min(64 * w + 64, KL)):
-            word |= np.uint64(acc[b] > 0) << np.uint64(b - 64 * w)
+        for b in range(aw.shape[0]):
+            word |= np.uint64(aw[b] > 0) << np.uint64(b)
         qw[w] = word
-    # word-major sketches: each word's loop runs over consecutive neurons, branch-free and
-    # vectorised (VPOPCNTQ where the CPU has it)
+    # word-major sketches: each word's loop runs over consecutive neurons (VPOPCNTQ); each
+    # word's row is a slice, so its indices from 0 are provably non-negative and the loop
+    # vectorises (no negative-index wraparound)
     base = layer * nw * maxw
     q0 = qw[0]
+    s0 = sk[base : base + n_out]
     for j in range(n_out):
-        dist[j] = np.int32(_popcount(q0 ^ sk[base + j]))
+        dist[j] = np.int32(_popcount(q0 ^ s0[j]))
     for w in range(1, nw):
         qv = qw[w]
-        o = base + w * maxw
+        sw = sk[base + w * maxw : base + w * maxw + n_out]
         for j in range(n_out):
-            dist[j] += np.int32(_popcount(qv ^ sk[o + j]))
-    # histogram of the distances in 4 interleaved sub-histograms (no store-to-load chain
-    # on repeated distances), then summed
-    hs = KL + 1
-    for c in range(4 * hs):
-        hist[c] = 0
-    n4 = n_out & ~3
-    for j in range(0, n4, 4):
-        hist[dist[j]] += 1
-        hist[hs + dist[j + 1]] += 1
-        hist[2 * hs + dist[j + 2]] += 1
-        hist[3 * hs + dist[j + 3]] += 1
-    for j in range(n4, n_out):
-        hist[dist[j]] += 1
-    for c in range(hs):
-        hist[c] += hist[hs + c] + hist[2 * hs + c] + hist[3 * hs + c]
+            dist[j] += np.int32(_popcount(qv ^ sw[j]))
+    nblk = (n_out + 63) // 64
+    for j in range(n_out, nblk * 64):
+        dist[j] = np.int32(KL + 1)  # padding: never selected
+    # d* = the smallest distance with at least `take` neurons at or below it
     take = min(cap, n_out)
-    below = 0
-    dstar = 0
-    while below + hist[dstar] < take:
-        below += hist[dstar]
-        dstar += 1
-    ties_left = take - below
-    n_sel = 0
+    lo, hi = 0, KL
+    while lo < hi:
+        mid = np.int32((lo + hi) // 2)
+        c = np.int32(0)
+        for j in range(n_out):  # int32 throughout: 16 lanes a vector, not 4
+            c = np.int32(c + np.int32(dist[j] <= mid))
+        if c >= take:
+            hi = mid
+        else:
+            lo = mid + 1
+    dstar = np.int32(lo)
+    lt = qw[nw : nw + nblk]
+    eq = qw[nw + nblk : nw + 2 * nblk]
+    for b in range(nblk):
+        ml = np.uint64(0)
+        me = np.uint64(0)
+        db = dist[b * 64 : b * 64 + 64]
+        for t in range(64):
+            d = db[t]
+            ml |= np.uint64(d < dstar) << np.uint64(t)
+            me |= np.uint64(d == dstar) << np.uint64(t)
+        lt[b] = ml
+        eq[b] = me
+    # everything closer than d*, then the ties from `start` on, wrapping round
+    n_sel = _emit_bits(lt, 0, n_out, sel, 0, take)
     start = _randint(state, n_out)
-    # Keep everything closer than dstar and the first ties from `start` on (wrapping).
-    # Only ~cap of n_out pass the first test, so the branch is well predicted.
-    for j in range(start, n_out):
-        dj = dist[j]
-        if dj <= dstar:
-            if dj < dstar or ties_left > 0:
-                ties_left -= dj == dstar
-                sel[n_sel] = j
-                n_sel += 1
-    for j in range(start):
-        dj = dist[j]
-        if dj <= dstar:
-            if dj < dstar or ties_left > 0:
-                ties_left -= dj == dstar
-                sel[n_sel] = j
-                n_sel += 1
+    n_sel = _emit_bits(eq, start, n_out, sel, n_sel, take)
+    n_sel = _emit_bits(eq, 0, start, sel, n_sel, take)
     return n_sel, 0
 
 
@@ -416,6 +444,10 @@ def _update(W, V, A, i, iv, ia, g, kind, lr, mu, l2, eps) -> None:
         v = mu * V[iv] + lr * g
         V[iv] = v
         W[i] = w - v
+    elif kind == 3:  # row-wise Adagrad on an entry that is its own row (a bias)
+        a = A[ia] + g * g
+        A[ia] = a
+        W[i] = w - g * (lr / (eps + np.sqrt(a)))
     else:
         a = A[ia] + g * g
         A[ia] = a
@@ -467,8 +499,8 @@ def _example(mode, x, yv, meta, ip, hp, W, B, VB, AB, GW, GB, P, tab, tsize, sk,
                                 aval[ly], nnz, sel[ly])
             m_fwd += n_out * nnz
         elif ip[3] == 4:
-            s, pd = _select_hamming(acc, ly, n_out, meta[ly, 7], ip, sk, touched, hist, qw,
-                                    sel[ly], state)
+            s, pd = _select_hamming(acc, ly, n_out, meta[ly, 7], ip, sk, touched, qw, sel[ly],
+                                    state)
         else:
             s, pd = _select(acc, ly, n_out, meta[ly, 7], ip, tab, tsize, counts, touched,
                             hist, sel[ly], state)
@@ -536,8 +568,14 @@ def _example(mode, x, yv, meta, ip, hp, W, B, VB, AB, GW, GB, P, tab, tsize, sk,
     t4 = _cycles()
     m_bwd = 0
     m_upd = 0
-    per = (opt + 1 if opt > 0 else 1) + (1 if opt == 2 else 0)  # 1, 2, 4 as models.optim
-    wper = per + (1 if l2 > 0 else 0)
+    # multiplications per touched weight and per row (its bias included), as models.optim;
+    # row-wise Adagrad's per-weight product s_ * x is the gradient's, counted as backward
+    if opt == 3:
+        wper = 5 if l2 > 0 else 0  # l2*w, g*g; then dz*x, l2*w, step*g again
+        per = 3 + (2 if l2 > 0 else 5)  # the bias's 3; gg/n_in, step (+ dz*dz*sx2, dz*step)
+    else:
+        per = (opt + 1 if opt > 0 else 1) + (1 if opt == 2 else 0)  # 1, 2, 4
+        wper = per + (1 if l2 > 0 else 0)
     inv_m = hp[4]
     for ly in range(H, -1, -1):
         n_in, woff, boff = meta[ly, 0], meta[ly, 2], meta[ly, 3]
@@ -547,6 +585,11 @@ def _example(mode, x, yv, meta, ip, hp, W, B, VB, AB, GW, GB, P, tab, tsize, sk,
         else:
             nrows = acnt[ly + 1]
         need_da = ly > 0
+        sx2 = zero
+        if opt == 3 and l2 == 0 and nrows > 0:
+            for k in range(nnz):
+                sx2 += aval[ly, k] * aval[ly, k]
+            m_upd += nnz
         if need_da:
             for k in range(nnz):
                 dA2[k] = zero
@@ -565,7 +608,36 @@ def _example(mode, x, yv, meta, ip, hp, W, B, VB, AB, GW, GB, P, tab, tsize, sk,
                 if need_da:  # gradient of the layer below from the old weights first
                     for k in range(nnz):
                         dA2[k] += dz * W[(urow + np.uint64(aidx[ly, k])) * ust]
-                if opt == 2 and l2 == 0:  # the paper's rule, specialised: no branches
+                if opt == 3:  # row-wise Adagrad: the row's sum in VB, the step per row
+                    if l2 == 0:  # mean of the row's g^2 = dz^2 * sum(x^2) / n_in
+                        a = VB[boff + j] + dz * dz * sx2 / n_in
+                        VB[boff + j] = a
+                        s_ = dz * (lr / (eps + np.sqrt(a)))
+                        for k in range(nnz):
+                            wi = urow + np.uint64(aidx[ly, k])
+                            W[wi] = W[wi] - s_ * aval[ly, k]
+                    else:  # lazy L2: only the touched entries' gradients exist
+                        gg = zero
+                        for k in range(nnz):
+                            g = dz * aval[ly, k] + l2 * W[urow + np.uint64(aidx[ly, k])]
+                            gg += g * g
+                        a = VB[boff + j] + gg / n_in
+                        VB[boff + j] = a
+                        step = lr / (eps + np.sqrt(a))
+                        for k in range(nnz):
+                            wi = urow + np.uint64(aidx[ly, k])
+                            W[wi] = W[wi] - step * (dz * aval[ly, k] + l2 * W[wi])
+                elif opt == 0 and l2 == 0:  # plain SGD, specialised: one weight per entry
+                    for k in range(nnz):
+                        wi = urow + np.uint64(aidx[ly, k])
+                        W[wi] = W[wi] - lr * (dz * aval[ly, k])
+                elif opt == 1 and l2 == 0:  # momentum, specialised
+                    for k in range(nnz):
+                        wi = (urow + np.uint64(aidx[ly, k])) * np.uint64(2)
+                        v = mu * W[wi + np.uint64(1)] + lr * (dz * aval[ly, k])
+                        W[wi + np.uint64(1)] = v
+                        W[wi] = W[wi] - v
+                elif opt == 2 and l2 == 0:  # the paper's rule, specialised: no branches
                     for k in range(nnz):
                         wi = (urow + np.uint64(aidx[ly, k])) * np.uint64(3)
                         g = dz * aval[ly, k]
@@ -599,8 +671,20 @@ def _example(mode, x, yv, meta, ip, hp, W, B, VB, AB, GW, GB, P, tab, tsize, sk,
     return loss, active, padded
 
 
+_GUARD = 64  # elements of padding around each scratch array: >= 128 bytes for any dtype
+
+
+@njit(cache=True, inline="always")
+def _private(n, dtype):
+    """A zeroed 1-D array of n elements with _GUARD unused elements on either side: each
+    thread's scratch shares no cache line (nor the adjacent-line prefetcher's pair) with
+    another thread's, which would otherwise bounce between cores on every write."""
+    return np.zeros(n + 2 * _GUARD, dtype)[_GUARD : _GUARD + n]
+
+
 @njit(cache=True)
 def _scratch(meta, ip, dtype_probe):
+    """Per-thread working arrays of _example, each in its own guarded allocation."""
     H = meta.shape[0] - 1
     maxw = ip[8]
     KL = ip[0] * ip[1]
@@ -609,20 +693,21 @@ def _scratch(meta, ip, dtype_probe):
         if meta[ly, 5] + 1 > maxdp:
             maxdp = meta[ly, 5] + 1
     n_cls = meta[H, 1]
-    aidx = np.zeros((H + 1, maxw), np.int32)
-    aval = np.zeros((H + 1, maxw), dtype_probe.dtype)
-    acnt = np.zeros(H + 1, np.int64)
-    sel = np.zeros((max(H, 1), maxw), np.int32)
-    selcnt = np.zeros(max(H, 1), np.int64)
-    counts = np.zeros(maxw, np.int32)
-    touched = np.zeros(maxw, np.int32)
-    hist = np.zeros(4 * (KL + 2), np.int64)  # 4 sub-histograms (hamming)
-    acc = np.zeros(KL, dtype_probe.dtype)
-    pooled = np.zeros(maxdp, dtype_probe.dtype)
-    logits = np.zeros(n_cls, dtype_probe.dtype)
-    dA = np.zeros(maxw, dtype_probe.dtype)
-    dA2 = np.zeros(maxw, dtype_probe.dtype)
-    qw = np.zeros((KL + 63) // 64, np.uint64)
+    dt = dtype_probe.dtype
+    aidx = _private((H + 1) * maxw, np.int32).reshape((H + 1, maxw))
+    aval = _private((H + 1) * maxw, dt).reshape((H + 1, maxw))
+    acnt = _private(H + 1, np.int64)
+    sel = _private(max(H, 1) * maxw, np.int32).reshape((max(H, 1), maxw))
+    selcnt = _private(max(H, 1), np.int64)
+    counts = _private(maxw, np.int32)
+    touched = _private((maxw + 63) // 64 * 64, np.int32)  # also hamming's distances
+    hist = _private(KL + 2, np.int64)
+    acc = _private(KL, dt)
+    pooled = _private(maxdp, dt)
+    logits = _private(n_cls, dt)
+    dA = _private(maxw, dt)
+    dA2 = _private(maxw, dt)
+    qw = _private((KL + 63) // 64 + 2 * ((maxw + 63) // 64), np.uint64)  # hamming's words
     return (aidx, aval, acnt, sel, selcnt, counts, touched, hist, acc, pooled, logits, dA,
             dA2, qw)
 
@@ -639,9 +724,9 @@ def train_segment(X, y, order, meta, ip, hp, W, B, VB, AB, P, tab, tsize, sk, di
         hi = (n * (c + 1)) // n_chunks
         (aidx, aval, acnt, sel, selcnt, counts, touched, hist, acc, pooled, logits, dA,
          dA2, qw) = _scratch(meta, ip, W[:1])
-        state = np.empty(1, np.uint64)
+        state = _private(1, np.uint64)
         state[0] = seeds[c]
-        cnt = np.zeros(N_SLOTS, np.int64)
+        cnt = _private(N_SLOTS, np.int64)
         loss_sum = 0.0
         act = 0
         pad = 0
@@ -672,9 +757,9 @@ def infer(X, meta, ip, hp, W, B, P, tab, tsize, sk, seeds, n_chunks, out, st_cnt
         hi = (n * (c + 1)) // n_chunks
         (aidx, aval, acnt, sel, selcnt, counts, touched, hist, acc, pooled, logits, dA,
          dA2, qw) = _scratch(meta, ip, W[:1])
-        state = np.empty(1, np.uint64)
+        state = _private(1, np.uint64)
         state[0] = seeds[c]
-        cnt = np.zeros(N_SLOTS, np.int64)
+        cnt = _private(N_SLOTS, np.int64)
         dirty = np.zeros(1, np.uint8)
         for e in range(lo, hi):
             rr = e if record else -1

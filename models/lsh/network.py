@@ -55,10 +55,11 @@ class LSHNet(Model):
         dt = self.dtype_
         # All weights in one flat buffer, each followed by its optimizer state (velocity,
         # Adagrad sum): a sparse update then touches one cache line per weight, not three.
+        # rowwise_adagrad keeps its state per neuron (in _VB), so its weights stay packed.
         # weights_[l] / biases_[l] are (strided) views of the buffers, so set_params and the
         # kernels see the same memory.
         opt = cfg.optimizer
-        self._st = {"sgd": 1, "momentum": 2, "adagrad_momentum": 3}[opt]
+        self._st = {"sgd": 1, "momentum": 2, "adagrad_momentum": 3, "rowwise_adagrad": 1}[opt]
         n_w = sum(w.size for w in self.weights_)
         self._W = np.zeros(n_w * self._st, dt)
         grid = self._W.reshape(n_w, self._st)
@@ -71,8 +72,9 @@ class LSHNet(Model):
         self.biases_ = [self._B[boff[i] : boff[i + 1]] for i in range(D)]
         assert all(np.shares_memory(w, self._W) for w in self.weights_)  # views, not copies
         self._n_w = n_w
-        self._VB = np.zeros_like(self._B) if opt != "sgd" else np.zeros(1, dt)
-        self._AB = np.zeros_like(self._B) if opt == "adagrad_momentum" else np.zeros(1, dt)
+        self._VB = np.zeros_like(self._B) if opt != "sgd" else np.zeros(1, dt)  # or row sums
+        adagrad = opt in ("adagrad_momentum", "rowwise_adagrad")
+        self._AB = np.zeros_like(self._B) if adagrad else np.zeros(1, dt)
 
         pools = [cfg.pool_input] + [cfg.pool_hidden] * (H - 1)
         self.families_: list[HashFamily] = [
