@@ -456,12 +456,79 @@ def _update(W, V, A, i, iv, ia, g, kind, lr, mu, l2, eps) -> None:
         W[i] = w - v
 
 
+@njit(cache=True, fastmath=_FM, inline="always")
+def _output_backward(mode, m, W, B, VB, AB, GW, GB, idx, val, nnz, dz, cstep, dA, opt, st,
+                     lr, mu, l2, eps, inv_m):
+    """Back-propagation through the dense softmax layer, stored input-major (entry (c, i)
+    at ``W[(woff + i*n_out + c)*st]``): dA of each active input from the old weights, then
+    (training) the optimizer's step on its n_out weights, or (gradients) accumulation into
+    GW/GB. ``dz`` holds dZ per class. Returns the update multiplications that the per-entry
+    and per-class costs in _example do not cover (row-wise Adagrad's sum of x^2)."""
+    n_in, n_out, woff, boff = m[0], m[1], m[2], m[3]
+    ust = np.uint64(st)
+    extra = 0
+    train = mode == MODE_TRAIN
+    if train and opt == 3:  # row-wise Adagrad: each class's step from its row's mean g^2
+        if l2 == 0:
+            sx2 = dz[0] - dz[0]
+            for k in range(nnz):
+                sx2 += val[k] * val[k]
+            extra = nnz
+            for c in range(n_out):
+                a = VB[boff + c] + dz[c] * dz[c] * sx2 / n_in
+                VB[boff + c] = a
+                cstep[c] = dz[c] * (lr / (eps + np.sqrt(a)))
+        else:  # lazy L2: the touched entries' gradients only
+            for c in range(n_out):
+                cstep[c] = 0
+            for k in range(nnz):
+                r = np.uint64(woff + idx[k] * n_out)
+                for c in range(n_out):
+                    g = dz[c] * val[k] + l2 * W[r + np.uint64(c)]
+                    cstep[c] += g * g
+            for c in range(n_out):
+                a = VB[boff + c] + cstep[c] / n_in
+                VB[boff + c] = a
+                cstep[c] = lr / (eps + np.sqrt(a))
+    for k in range(nnz):
+        x = val[k]
+        r = np.uint64(woff + idx[k] * n_out)
+        d = dz[0] - dz[0]
+        for c in range(n_out):  # the layer below's gradient from the old weights first
+            d += dz[c] * W[(r + np.uint64(c)) * ust]
+        dA[k] = d
+        if not train:
+            for c in range(n_out):
+                GW[r + np.uint64(c)] += dz[c] * x * inv_m
+        elif opt == 3 and l2 == 0:
+            for c in range(n_out):
+                W[r + np.uint64(c)] -= cstep[c] * x
+        elif opt == 3:
+            for c in range(n_out):
+                wi = r + np.uint64(c)
+                W[wi] -= cstep[c] * (dz[c] * x + l2 * W[wi])
+        elif opt == 0 and l2 == 0:
+            for c in range(n_out):
+                W[r + np.uint64(c)] -= lr * (dz[c] * x)
+        else:
+            for c in range(n_out):
+                wi = (r + np.uint64(c)) * ust
+                _update(W, W, W, wi, wi + np.uint64(1), wi + np.uint64(2), dz[c] * x, opt, lr,
+                        mu, l2, eps)
+    for c in range(n_out):
+        if train:
+            _update(B, VB, AB, boff + c, boff + c, boff + c, dz[c], opt, lr, mu, l2 - l2, eps)
+        else:
+            GB[boff + c] += dz[c] * inv_m
+    return extra
+
+
 # error_model="numpy": float division without a zero check (its divisors are never
 # zero), so loops with a division vectorise
 @njit(cache=True, fastmath=_FM, error_model="numpy")
 def _example(mode, x, yv, meta, ip, hp, W, B, VB, AB, GW, GB, P, tab, tsize, sk, qw,
              dirty, aidx, aval, acnt, sel, selcnt, counts, touched, hist, acc, pooled,
-             logits, dA, dA2, cnt, state, rec_sets, rec_n, rec_row):
+             logits, cstep, dA, dA2, cnt, state, rec_sets, rec_n, rec_row):
     """One example: hash + select + sparse forward; then (mode 0) sparse backward with
     in-place updates of the touched weights, or (mode 1) gradient accumulation into GW/GB,
     or (mode 2) forward only. Returns (loss, active nodes, padded selections)."""
@@ -537,16 +604,16 @@ def _example(mode, x, yv, meta, ip, hp, W, B, VB, AB, GW, GB, P, tab, tsize, sk,
     n_in, n_out, woff, boff = meta[H, 0], meta[H, 1], meta[H, 2], meta[H, 3]
     nnz = acnt[H]
     m_fwd += n_out * nnz
+    for c in range(n_out):
+        logits[c] = B[boff + c]
+    for k in range(nnz):  # input-major: each active input's n_out weights lie together
+        v = aval[H, k]
+        r = np.uint64(woff + aidx[H, k] * n_out)
+        for c in range(n_out):
+            logits[c] += W[(r + np.uint64(c)) * ust] * v
     zmax = -np.inf
     for c in range(n_out):
-        row = woff + c * n_in
-        urow = np.uint64(row)
-        z = B[boff + c]
-        for k in range(nnz):
-            z += W[(urow + np.uint64(aidx[H, k])) * ust] * aval[H, k]
-        logits[c] = z
-        if z > zmax:
-            zmax = z
+        zmax = max(zmax, logits[c])
     cnt[F_HASH] += m_hash
     cnt[C_FWD] += _cycles() - t3
     if mode == MODE_INFER:
@@ -577,13 +644,16 @@ def _example(mode, x, yv, meta, ip, hp, W, B, VB, AB, GW, GB, P, tab, tsize, sk,
         per = (opt + 1 if opt > 0 else 1) + (1 if opt == 2 else 0)  # 1, 2, 4
         wper = per + (1 if l2 > 0 else 0)
     inv_m = hp[4]
-    for ly in range(H, -1, -1):
+    nnz = acnt[H]
+    n_cls = meta[H, 1]
+    m_upd += _output_backward(mode, meta[H], W, B, VB, AB, GW, GB, aidx[H], aval[H], nnz,
+                              logits, cstep, dA, opt, st, lr, mu, l2, eps, inv_m)
+    m_bwd += n_cls * nnz * 2
+    m_upd += n_cls * nnz * wper + n_cls * per
+    for ly in range(H - 1, -1, -1):
         n_in, woff, boff = meta[ly, 0], meta[ly, 2], meta[ly, 3]
         nnz = acnt[ly]
-        if ly == H:
-            nrows = meta[ly, 1]
-        else:
-            nrows = acnt[ly + 1]
+        nrows = acnt[ly + 1]
         need_da = ly > 0
         sx2 = zero
         if opt == 3 and l2 == 0 and nrows > 0:
@@ -594,14 +664,10 @@ def _example(mode, x, yv, meta, ip, hp, W, B, VB, AB, GW, GB, P, tab, tsize, sk,
             for k in range(nnz):
                 dA2[k] = zero
         for r in range(nrows):
-            if ly == H:
-                j = r
-                dz = logits[r]
-            else:
-                j = aidx[ly + 1, r]
-                dz = dA[r]
-                if mode == MODE_TRAIN and dirty[ly * maxw + j] == 0:
-                    dirty[ly * maxw + j] = 1  # read first: no writes to shared lines
+            j = aidx[ly + 1, r]
+            dz = dA[r]
+            if mode == MODE_TRAIN and dirty[ly * maxw + j] == 0:
+                dirty[ly * maxw + j] = 1  # read first: no writes to shared lines
             row = woff + j * n_in
             urow = np.uint64(row)
             if mode == MODE_TRAIN:
@@ -705,10 +771,11 @@ def _scratch(meta, ip, dtype_probe):
     acc = _private(KL, dt)
     pooled = _private(maxdp, dt)
     logits = _private(n_cls, dt)
+    cstep = _private(n_cls, dt)  # per class: row-wise Adagrad's step
     dA = _private(maxw, dt)
     dA2 = _private(maxw, dt)
     qw = _private((KL + 63) // 64 + 2 * ((maxw + 63) // 64), np.uint64)  # hamming's words
-    return (aidx, aval, acnt, sel, selcnt, counts, touched, hist, acc, pooled, logits, dA,
+    return (aidx, aval, acnt, sel, selcnt, counts, touched, hist, acc, pooled, logits, cstep, dA,
             dA2, qw)
 
 
@@ -722,7 +789,7 @@ def train_segment(X, y, order, meta, ip, hp, W, B, VB, AB, P, tab, tsize, sk, di
     for c in prange(n_chunks):
         lo = (n * c) // n_chunks
         hi = (n * (c + 1)) // n_chunks
-        (aidx, aval, acnt, sel, selcnt, counts, touched, hist, acc, pooled, logits, dA,
+        (aidx, aval, acnt, sel, selcnt, counts, touched, hist, acc, pooled, logits, cstep, dA,
          dA2, qw) = _scratch(meta, ip, W[:1])
         state = _private(1, np.uint64)
         state[0] = seeds[c]
@@ -736,7 +803,7 @@ def train_segment(X, y, order, meta, ip, hp, W, B, VB, AB, P, tab, tsize, sk, di
             loss, a, p = _example(MODE_TRAIN, X[ex], y[ex], meta, ip, hp, W, B, VB, AB,
                                   W[:0], B[:0], P, tab, tsize, sk, qw, dirty, aidx, aval,
                                   acnt, sel, selcnt, counts, touched, hist, acc, pooled,
-                                  logits, dA, dA2, cnt, state, rec_sets, rec_n, rr)
+                                  logits, cstep, dA, dA2, cnt, state, rec_sets, rec_n, rr)
             loss_sum += loss
             act += a
             pad += p
@@ -755,7 +822,7 @@ def infer(X, meta, ip, hp, W, B, P, tab, tsize, sk, seeds, n_chunks, out, st_cnt
     for c in prange(n_chunks):
         lo = (n * c) // n_chunks
         hi = (n * (c + 1)) // n_chunks
-        (aidx, aval, acnt, sel, selcnt, counts, touched, hist, acc, pooled, logits, dA,
+        (aidx, aval, acnt, sel, selcnt, counts, touched, hist, acc, pooled, logits, cstep, dA,
          dA2, qw) = _scratch(meta, ip, W[:1])
         state = _private(1, np.uint64)
         state[0] = seeds[c]
@@ -765,7 +832,7 @@ def infer(X, meta, ip, hp, W, B, P, tab, tsize, sk, seeds, n_chunks, out, st_cnt
             rr = e if record else -1
             _example(MODE_INFER, X[e], 0, meta, ip, hp, W, B, B[:0], B[:0],
                      W[:0], B[:0], P, tab, tsize, sk, qw, dirty, aidx, aval, acnt, sel, selcnt,
-                     counts, touched, hist, acc, pooled, logits, dA, dA2, cnt, state,
+                     counts, touched, hist, acc, pooled, logits, cstep, dA, dA2, cnt, state,
                      rec_sets, rec_n, rr)
             for q in range(logits.shape[0]):
                 out[e, q] = logits[q]
@@ -777,7 +844,7 @@ def infer(X, meta, ip, hp, W, B, P, tab, tsize, sk, seeds, n_chunks, out, st_cnt
 def grad_batch(X, y, meta, ip, hp, W, B, GW, GB, P, tab, tsize, sk, seed):
     """Mean loss and gradients (into GW, GB) of a batch, each example's computed exactly as
     a training step computes it (same active sets), with no update. Sequential."""
-    (aidx, aval, acnt, sel, selcnt, counts, touched, hist, acc, pooled, logits, dA,
+    (aidx, aval, acnt, sel, selcnt, counts, touched, hist, acc, pooled, logits, cstep, dA,
      dA2, qw) = _scratch(meta, ip, W[:1])
     state = np.empty(1, np.uint64)
     state[0] = seed
@@ -789,7 +856,7 @@ def grad_batch(X, y, meta, ip, hp, W, B, GW, GB, P, tab, tsize, sk, seed):
     for e in range(X.shape[0]):
         loss, a, p = _example(MODE_GRAD, X[e], y[e], meta, ip, hp, W, B,
                               B[:0], B[:0], GW, GB, P, tab, tsize, sk, qw, dirty, aidx, aval, acnt,
-                              sel, selcnt, counts, touched, hist, acc, pooled, logits, dA,
+                              sel, selcnt, counts, touched, hist, acc, pooled, logits, cstep, dA,
                               dA2, cnt, state, rec_sets, rec_n, -1)
         loss_sum += loss
     return loss_sum / max(X.shape[0], 1)

@@ -23,6 +23,7 @@ from typing import Any
 
 import numba
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from models.base import EpochStats, Model, MultCounts, softmax_xent
 from models.lsh import kernels
@@ -56,19 +57,24 @@ class LSHNet(Model):
         # All weights in one flat buffer, each followed by its optimizer state (velocity,
         # Adagrad sum): a sparse update then touches one cache line per weight, not three.
         # rowwise_adagrad keeps its state per neuron (in _VB), so its weights stay packed.
-        # weights_[l] / biases_[l] are (strided) views of the buffers, so set_params and the
-        # kernels see the same memory.
+        # Hidden layers are stored neuron-major (a row of incoming weights per neuron); the
+        # dense output layer input-major, so an active input's n_out weights share one or two
+        # cache lines instead of n_out. weights_[l] / biases_[l] are (strided, for the output
+        # layer transposed) views of the buffers, so set_params and the kernels see the same
+        # memory.
         opt = cfg.optimizer
         self._st = {"sgd": 1, "momentum": 2, "adagrad_momentum": 3, "rowwise_adagrad": 1}[opt]
         n_w = sum(w.size for w in self.weights_)
         self._W = np.zeros(n_w * self._st, dt)
         grid = self._W.reshape(n_w, self._st)
-        grid[:, 0] = np.concatenate([w.ravel() for w in self.weights_])
+        grid[:, 0] = np.concatenate([w.ravel() for w in self.weights_[:-1]]
+                                    + [self.weights_[-1].T.ravel()])
         self._B = np.concatenate(self.biases_).astype(dt)
         woff = np.cumsum([0] + [w.size for w in self.weights_])
         boff = np.cumsum([0] + [b.size for b in self.biases_])
         self.weights_ = [grid[woff[i] : woff[i + 1], 0].reshape(sizes[i + 1], sizes[i])
-                         for i in range(D)]
+                         for i in range(H)]
+        self.weights_.append(grid[woff[H] :, 0].reshape(sizes[H], sizes[H + 1]).T)
         self.biases_ = [self._B[boff[i] : boff[i + 1]] for i in range(D)]
         assert all(np.shares_memory(w, self._W) for w in self.weights_)  # views, not copies
         self._n_w = n_w
@@ -175,27 +181,30 @@ class LSHNet(Model):
         st_active = np.zeros(T, np.int64)
         st_pad = np.zeros(T, np.int64)
         pos, n_rebuilds, rebuild_s = 0, 0, 0.0
-        while pos < n:
-            interval = self._interval(self.epochs_done_, n)
-            left = interval - self._since_rebuild
-            seg = int(min(n - pos, max(1, left)))
-            seeds = self.rng_.integers(0, 2**63, size=T, dtype=np.uint64)
-            rs, rn = (rec_sets[pos : pos + seg], rec_n[pos : pos + seg]) if \
-                self.record_active else (rec_sets, rec_n)
-            kernels.train_segment(X, y, order[pos : pos + seg], self._meta, self._ip,
-                                  self._hp, self._W, self._B, self._VB, self._AB, self._P,
-                                  self.tables_.tab, self.tables_.tsize, self.tables_.sk,
-                                  self._dirty, seeds, T, st_cnt, st_loss, st_active, st_pad,
-                                  rs, rn, self.record_active)
-            pos += seg
-            self._since_rebuild += seg
-            if self._since_rebuild >= interval:
-                t0 = time.perf_counter()
-                counts.rebuild += self._rebuild(full=False)
-                rebuild_s += time.perf_counter() - t0
-                self._since_rebuild = 0
-                self._n_rebuilds += 1
-                n_rebuilds += 1
+        # The rebuilds' projections run on one BLAS thread: OpenBLAS's idle workers spin
+        # between calls and took a core from the Hogwild threads (2 threads: 1.08x -> 1.6x).
+        with threadpool_limits(limits=1, user_api="blas"):
+            while pos < n:
+                interval = self._interval(self.epochs_done_, n)
+                left = interval - self._since_rebuild
+                seg = int(min(n - pos, max(1, left)))
+                seeds = self.rng_.integers(0, 2**63, size=T, dtype=np.uint64)
+                rs, rn = (rec_sets[pos : pos + seg], rec_n[pos : pos + seg]) if \
+                    self.record_active else (rec_sets, rec_n)
+                kernels.train_segment(X, y, order[pos : pos + seg], self._meta, self._ip,
+                                      self._hp, self._W, self._B, self._VB, self._AB, self._P,
+                                      self.tables_.tab, self.tables_.tsize, self.tables_.sk,
+                                      self._dirty, seeds, T, st_cnt, st_loss, st_active, st_pad,
+                                      rs, rn, self.record_active)
+                pos += seg
+                self._since_rebuild += seg
+                if self._since_rebuild >= interval:
+                    t0 = time.perf_counter()
+                    counts.rebuild += self._rebuild(full=False)
+                    rebuild_s += time.perf_counter() - t0
+                    self._since_rebuild = 0
+                    self._n_rebuilds += 1
+                    n_rebuilds += 1
         tot = st_cnt.sum(axis=0)
         cyc = tot[kernels.C_HASH :].astype(float)
         prof = {name: float(c / max(cyc.sum(), 1))
@@ -281,7 +290,10 @@ class LSHNet(Model):
         sizes = self.config.layer_sizes
         gw, gb, wo, bo = [], [], 0, 0
         for i in range(len(sizes) - 1):
-            gw.append(GW[wo : wo + sizes[i] * sizes[i + 1]].reshape(sizes[i + 1], sizes[i]))
+            g = GW[wo : wo + sizes[i] * sizes[i + 1]]
+            last = i == len(sizes) - 2  # the output layer is stored input-major
+            gw.append(g.reshape(sizes[i], sizes[i + 1]).T if last
+                      else g.reshape(sizes[i + 1], sizes[i]))
             gb.append(GB[bo : bo + sizes[i + 1]])
             wo += sizes[i] * sizes[i + 1]
             bo += sizes[i + 1]
