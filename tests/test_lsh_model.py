@@ -106,7 +106,7 @@ def test_float32_runs_and_dense_inference_matches_dense() -> None:
         {"bucket_capacity": 0},
         {"pool_input": 0},
         {"rebuild_growth": 0.5},
-        {"K": 24, "L": 1000, "bucket_capacity": 512},
+        {"K": 24, "L": 1000, "bucket_capacity": 512, "selection": "topk"},
     ],
 )
 def test_bad_settings_fail_clearly(bad: dict) -> None:

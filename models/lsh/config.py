@@ -88,12 +88,17 @@ class LSHConfig(NetConfig):
                "1 for the LSH network (it trains one example at a time, Hogwild across "
                "threads, as the paper)")
         table_bytes = len(self.hidden) * self.L * (2**self.K) * self.bucket_capacity * 4
-        if table_bytes > _MAX_TABLE_BYTES:
+        if self.uses_tables and table_bytes > _MAX_TABLE_BYTES:
             raise ConfigError(
                 f"bad settings K={self.K}, L={self.L}, bucket_capacity="
                 f"{self.bucket_capacity}: the hash tables would take {table_bytes / 2**30:.1f}"
                 " GiB; lower K, L or bucket_capacity"
             )
+
+    @property
+    def uses_tables(self) -> bool:
+        """Whether selection probes bucket tables (hamming ranks sketches; exact computes)."""
+        return self.selection not in ("hamming", "exact")
 
     @property
     def n_bits(self) -> int:

@@ -110,7 +110,7 @@ class LSHNet(Model):
              self._maxw, H, self._st], np.int64)
         self._hp = np.array([cfg.lr, cfg.momentum, cfg.l2, ADAGRAD_EPS, 1.0], dt)
         self.tables_ = HashTables(list(cfg.hidden), cfg.K, cfg.L, cfg.bucket_capacity,
-                                  self._ip, use_tables=cfg.selection not in ("hamming", "exact"))
+                                  self._ip, use_tables=cfg.uses_tables)
         self._dirty = np.zeros(H * self._maxw, np.uint8)
         self._table_seed = int(self.rng_.integers(0, 2**62))
         # schedule state
