@@ -2,8 +2,9 @@
 
 Layout (built by ``network.py``):
 
-- ``W`` holds each weight with its optimizer state beside it: entry (j, i) of a layer is
-  ``W[(woff + j*n_in + i)*st + s]`` with s = 0 the weight, 1 the velocity, 2 the Adagrad
+- ``W`` holds each weight with its optimizer state beside it: entry (j, i) of a hidden layer
+  is ``W[(woff + j*n_in + i)*st + s]`` (neuron-major; the dense output layer is input-major,
+  ``W[(woff + i*n_out + j)*st + s]``) with s = 0 the weight, 1 the velocity, 2 the Adagrad
   sum (``st`` = 1 for sgd and rowwise_adagrad, 2 momentum, 3 adagrad_momentum). A sparse
   update touches one cache line per weight instead of three (measured 3.4x faster on random
   rows than separate arrays).
