@@ -80,6 +80,7 @@ def main() -> None:
     print(f"LSH settings: {json.dumps({k: v for k, v in lsh_cfg.items() if k not in base})}")
     results: dict = {}
     dense_best_acc, dense_mults = 0.0, 1.0
+    dense_acc_by_batch: dict[int, float] = {}  # after all epochs, at the fewest threads
     for T in args.threads:
         with _blas_threads(T):
             # dense: every batch size trained for the same epochs; throughput from epochs
@@ -94,12 +95,13 @@ def main() -> None:
                 rate = n * len(times[1:]) / sum(times[1:])
                 if T == min(args.threads):
                     best_acc = max(best_acc, acc)
+                    dense_acc_by_batch[b] = acc
                     dense_mults = float(np.mean(mults))
                 rows.append((f"dense b={b}" + (f", {ep} ep" if ep == args.epochs else ""), T,
                              rate, acc if ep == args.epochs else None, float(np.mean(mults))))
                 if rate > best[0]:
                     best = (rate, b, acc)
-            dense_rate, b = best[0], best[1]
+            dense_rate, b = best[0], best[1]  # dense's fastest batch size at T threads
             if best_acc:
                 dense_best_acc = best_acc
             acc = dense_best_acc  # best test accuracy of any batch size after the epochs
@@ -129,6 +131,7 @@ def main() -> None:
             lsh.predict_scores(Xtr)
             infer_s = time.perf_counter() - t0
             results[T] = dict(dense_rate=dense_rate, dense_acc=acc, dense_mults=np.mean(mults),
+                              dense_fast_acc=dense_acc_by_batch.get(b, float("nan")),
                               lsh_rate=lsh_rate, lsh_acc=lacc, lsh_mults=np.mean(lmults),
                               epoch_s=sum(times), rebuild_s=st.extra["rebuild_s_total"],
                               infer_s=infer_s, phases=lsh.mults_.as_dict(), batch=b,
@@ -143,8 +146,9 @@ def main() -> None:
     print()
     for T, r in results.items():
         print(f"threads={T}: LSH/dense throughput {r['lsh_rate'] / r['dense_rate']:.2f}x "
-              f"(target >= 3); accuracy gap to dense's best batch size "
-              f"{100 * (r['dense_acc'] - r['lsh_acc']):+.1f} pt "
+              f"(target >= 3); accuracy {r['lsh_acc']:.3f}, dense minus LSH "
+              f"{100 * (r['dense_fast_acc'] - r['lsh_acc']):+.1f} pt at that batch size and "
+              f"{100 * (r['dense_acc'] - r['lsh_acc']):+.1f} pt at its most accurate "
               f"(target <= 1); multiplications {100 * r['lsh_mults'] / r['dense_mults']:.2f}% "
               "of dense (target <= 5%)")
         ph = {k: v for k, v in r["phases"].items() if k not in ("inference", "training")}
