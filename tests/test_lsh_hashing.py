@@ -110,6 +110,19 @@ def test_pooling_sums_blocks() -> None:
     np.testing.assert_array_equal(pool_rows(W, 2), [[1, 5, 4], [11, 15, 9]])
 
 
+@pytest.mark.parametrize("pool", [2, 3, 4, 7, 9])
+@pytest.mark.parametrize("d", [28, 30, 1])
+def test_pooling_equals_numpy_bit_for_bit(pool: int, d: int) -> None:
+    """Strided float32 rows (weights interleaved with optimizer state, as the LSH network
+    stores them), widths with and without a padded last block: numpy's padded block sums."""
+    rng = np.random.default_rng(pool * 100 + d)
+    W = rng.standard_normal((37, d, 3)).astype(np.float32)[:, :, 0]
+    dp = -(-d // pool)
+    padded = np.zeros((37, dp * pool), np.float32)
+    padded[:, :d] = W
+    np.testing.assert_array_equal(pool_rows(W, pool), padded.reshape(37, dp, pool).sum(axis=2))
+
+
 @pytest.mark.parametrize(("n_out", "KL", "cap", "distinct"),
                          [(1000, 300, 50, 0), (130, 70, 7, 0), (64, 64, 64, 0), (1, 10, 1, 0),
                           (200, 128, 30, 3), (77, 300, 76, 2)])

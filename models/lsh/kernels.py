@@ -225,23 +225,25 @@ def _remove(tab, tsize, bucket, j, cap) -> None:
             return
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def pool_small(W: np.ndarray, pool: int, out: np.ndarray) -> None:
     """out[r, g] = sum of W[r, g*pool : (g+1)*pool] (zero-padded past the last column),
     added in column order from 0: for pool < 8 the same floats as numpy's
     ``padded.reshape(n, dp, pool).sum(axis=2)`` (its pairwise summation only starts at 8),
-    without the padded copy of a strided W. ``out`` must come zeroed."""
+    without the padded copy of a strided W. ``out`` must come zeroed. Rows in parallel; the
+    inner loop runs over groups, so it vectorises."""
     n, d = W.shape
-    for r in range(n):
-        for g in range(out.shape[1]):
-            s = out[r, g]
+    full = d // pool  # groups without padding
+    for r in prange(n):
+        wr = W[r]
+        o = out[r]
+        for t in range(pool):  # column t of every group, in order: same sums as above
+            for g in range(full):
+                o[g] += wr[g * pool + t]
+        if full < o.shape[0]:  # the last group: its columns, then the zero padding
             for t in range(pool):
-                c = g * pool + t
-                if c < d:
-                    s += W[r, c]
-                else:
-                    s += out[r, g]  # the zero padding, added as numpy adds it
-            out[r, g] = s
+                c = full * pool + t
+                o[full] += wr[c] if c < d else 0.0
 
 
 @njit(cache=True)
