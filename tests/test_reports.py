@@ -37,12 +37,13 @@ def _record(
     n_train=100,
     threads=1,
     experiment="fraction_sweep",
+    first_wall_s=None,
 ):
     settings = {"hidden": [10], "active_fraction": fraction, "threads": threads, "seed": 0}
     epochs = [
         {
             "epoch": e,
-            "wall_s": wall_s,
+            "wall_s": first_wall_s if e == 1 and first_wall_s is not None else wall_s,
             "cpu_s": wall_s,
             "energy": [
                 _reading("cpu-package-0", cpu_j, mode),
@@ -89,9 +90,10 @@ def results(tmp_path):
         store.write_cell(_record("lsh", 0.05, 0.89, 500, 0.5 * speed))
         store.write_cell(_record("lsh", 0.5, 0.90, 5_000, 1.0 * speed))
         store.write_cell(_record("wta", 0.05, 0.70, 10_000, 2.0 * speed))
-        for t in (1, 2):
+        for t in (1, 2):  # 2 threads start slowly: speedup counts the epochs after the first
             store.write_cell(
-                _record("lsh", 0.05, 0.89, 500, speed / t, threads=t, experiment="thread_scaling")
+                _record("lsh", 0.05, 0.89, 500, speed / t, threads=t, experiment="thread_scaling",
+                        first_wall_s=10 * speed if t == 2 else None)
             )
     ResultStore(tmp_path, "fast-box").write_cell(
         {
