@@ -6,6 +6,7 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import jinja2
 import matplotlib.pyplot as plt
@@ -146,7 +147,7 @@ def _machines(res: Results) -> pd.DataFrame:
 def _blas_text(value: object) -> object:
     """'openblas 0.3.31 (2 threads, SkylakeX)' from threadpoolctl's list, as stored."""
     try:
-        libs = json.loads(value) if isinstance(value, str) else value
+        libs: Any = json.loads(value) if isinstance(value, str) else value
         return "; ".join(
             f"{b.get('internal_api')} {b.get('version', '')} ({b.get('num_threads', '?')} "
             f"threads{', ' + b['architecture'] if b.get('architecture') else ''})"
