@@ -30,11 +30,15 @@ SPARSE_MODELS = ("lsh", "dropout", "standout", "wta")
 # and hidden vectors 1000 -> 10 before hashing, full rebuilds on the released schedule.
 # "dense-minibatch" is the standard network as a user would train it (mini-batches through
 # BLAS): a second reference for speed and energy beside the paper's batch-1 protocol.
+# "lsh-rowwise" is lsh with row-wise Adagrad (one state value per neuron, so its sparse updates
+# touch only weights): 1.5-3x faster than the paper's per-weight rule; 0.03 at every fraction
+# measured as accurate as the paper's rates with its own rule (784-1000-10, real digits).
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "dense-minibatch": (
         "dense",
         {"batch_size": 256, "optimizer": "momentum", "lr": 0.05, "momentum": 0.9},
     ),
+    "lsh-rowwise": ("lsh", {"optimizer": "rowwise_adagrad", "lr": 0.03}),
     "lsh-paper": (
         "lsh",
         {
@@ -129,7 +133,7 @@ PROFILES: dict[str, Profile] = {
         threads=(1, 2),
         n_train=2000,
         n_test=1000,  # mnist-5k (the fallback when full MNIST is absent) holds 1,000 test digits
-        variants=("lsh-paper", "dense-minibatch"),
+        variants=("lsh-paper", "lsh-rowwise", "dense-minibatch"),
     ),
     "paper": Profile(
         name="paper",
@@ -139,7 +143,7 @@ PROFILES: dict[str, Profile] = {
         epochs=25,
         seeds=(0,),
         threads=(1, 2, 4, 8, 16, 32),
-        variants=("lsh-paper", "dense-minibatch"),
+        variants=("lsh-paper", "lsh-rowwise", "dense-minibatch"),
     ),
 }
 
