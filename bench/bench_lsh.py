@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -69,6 +70,8 @@ def main() -> None:
     ap.add_argument("--batches", type=int, nargs="+", default=[64, 128, 256, 512, 1024])
     ap.add_argument("--lsh", type=json.loads, default={})
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, help="also write the figures and the machine's "
+                    "fingerprint as JSON to this file, to compare machines")
     args = ap.parse_args()
     Xtr, Xte, ytr, yte = _data()
     n = len(Xtr)
@@ -162,6 +165,17 @@ def main() -> None:
                   f"{k} {100 * v * kern:.1f}%" for k, v in r["shares"].items()))
         print(f"  LSH sparse inference on the training set: {n / r['infer_s']:,.0f} examples/s")
         print(f"  retrieval recall vs exact top-k: {r['recall']}")
+    if args.out:
+        from harness.machine import fingerprint
+        from harness.store import atomic_write_json
+
+        atomic_write_json(args.out, {
+            "benchmark": "bench_lsh", "epochs": args.epochs, "n_train": n,
+            "lsh_settings": {k: v for k, v in lsh_cfg.items() if k not in base},
+            "runs": [{"run": name, "threads": T, "examples_per_s": rate, "test_accuracy": acc,
+                      "train_mults_per_example": m / n} for name, T, rate, acc, m in rows],
+            "by_threads": results, "machine": fingerprint()})
+        print(f"written: {args.out}")
     if 1 in results and 2 in results:
         print(f"\nLSH 2 threads / 1 thread: {results[2]['lsh_rate'] / results[1]['lsh_rate']:.2f}x"
               " (target >= 1.8); read-only sparse inference: "
