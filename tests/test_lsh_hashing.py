@@ -110,17 +110,22 @@ def test_pooling_sums_blocks() -> None:
     np.testing.assert_array_equal(pool_rows(W, 2), [[1, 5, 4], [11, 15, 9]])
 
 
-@pytest.mark.parametrize("pool", [2, 3, 4, 7, 9])
+@pytest.mark.parametrize("pool", [2, 3, 4, 7, 8, 9, 98])
 @pytest.mark.parametrize("d", [28, 30, 1])
-def test_pooling_equals_numpy_bit_for_bit(pool: int, d: int) -> None:
+def test_pooling_equals_numpy_block_sums(pool: int, d: int) -> None:
     """Strided float32 rows (weights interleaved with optimizer state, as the LSH network
-    stores them), widths with and without a padded last block: numpy's padded block sums."""
+    stores them), widths with and without a padded last block: numpy's padded block sums,
+    bit for bit below 8 (numpy sums larger blocks pairwise: equal within rounding)."""
     rng = np.random.default_rng(pool * 100 + d)
     W = rng.standard_normal((37, d, 3)).astype(np.float32)[:, :, 0]
     dp = -(-d // pool)
     padded = np.zeros((37, dp * pool), np.float32)
     padded[:, :d] = W
-    np.testing.assert_array_equal(pool_rows(W, pool), padded.reshape(37, dp, pool).sum(axis=2))
+    ref = padded.reshape(37, dp, pool).sum(axis=2)
+    if pool < 8:
+        np.testing.assert_array_equal(pool_rows(W, pool), ref)
+    else:
+        np.testing.assert_allclose(pool_rows(W, pool), ref, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize(("n_out", "KL", "cap", "distinct"),

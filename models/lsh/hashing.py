@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from models.lsh.kernels import pool_small
+from models.lsh.kernels import pool_blocks
 
 
 def pooled_width(n_in: int, pool: int) -> int:
@@ -31,13 +31,12 @@ def pool_rows(W: np.ndarray, pool: int) -> np.ndarray:
         return W
     n, d = W.shape
     dp = pooled_width(d, pool)
-    if pool < 8:  # numba, straight from the (strided) weights: same floats, no copy
-        out = np.zeros((n, dp), dtype=W.dtype)
-        pool_small(W, pool, out)
-        return out
-    padded = np.zeros((n, dp * pool), dtype=W.dtype)
-    padded[:, :d] = W
-    return padded.reshape(n, dp, pool).sum(axis=2)
+    # numba, straight from the (strided) weights, no padded copy; rows in parallel. Blocks are
+    # summed in column order: below 8 the same floats as numpy's sum of the padded blocks,
+    # from 8 on within rounding of it (numpy sums those pairwise).
+    out = np.zeros((n, dp), dtype=W.dtype)
+    pool_blocks(W, pool, out)
+    return out
 
 
 class HashFamily(ABC):

@@ -226,7 +226,7 @@ def _remove(tab, tsize, bucket, j, cap) -> None:
 
 
 @njit(cache=True, parallel=True)
-def pool_small(W: np.ndarray, pool: int, out: np.ndarray) -> None:
+def pool_blocks(W: np.ndarray, pool: int, out: np.ndarray) -> None:
     """out[r, g] = sum of W[r, g*pool : (g+1)*pool] (zero-padded past the last column),
     added in column order from 0: for pool < 8 the same floats as numpy's
     ``padded.reshape(n, dp, pool).sum(axis=2)`` (its pairwise summation only starts at 8),
