@@ -183,7 +183,7 @@ class LSHNet(Model):
         st_pad = np.zeros(T, np.int64)
         pos, n_rebuilds, rebuild_s = 0, 0, 0.0
         # The rebuilds' projections run on one BLAS thread: OpenBLAS's idle workers spin
-        # between calls and took a core from the Hogwild threads (2 threads: 1.08x -> 1.6x).
+        # between calls and took a core from the Hogwild threads (2 threads: 1.1x -> 1.5x).
         with _thread_pools().limit(limits=1, user_api="blas"):
             while pos < n:
                 interval = self._interval(self.epochs_done_, n)
