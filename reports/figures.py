@@ -128,11 +128,13 @@ def _fraction_panel(
     ax.grid(alpha=0.3, which="both" if log_y else "major")
 
 
+def _of(frame: pd.DataFrame, experiment: str) -> pd.DataFrame:
+    """The rows of one experiment (an empty frame, which has no columns, stays empty)."""
+    return frame if frame.empty else frame[frame["experiment"] == experiment]
+
+
 def _sweep(res: Results) -> pd.DataFrame:
-    c = res.cells
-    if c.empty:
-        return c
-    return c[c["experiment"] == "fraction_sweep"]
+    return _of(res.cells, "fraction_sweep")
 
 
 def accuracy_vs_fraction(res: Results) -> Figure | None:
@@ -167,10 +169,9 @@ def accuracy_vs_fraction(res: Results) -> Figure | None:
 
 def accuracy_per_epoch(res: Results) -> Figure | None:
     """Figure 2: accuracy over epochs at the lowest active fraction (dense for reference)."""
-    e = res.epochs
+    e = _of(res.epochs, "fraction_sweep")
     if e.empty:
         return None
-    e = e[e["experiment"] == "fraction_sweep"]
     sparse = e[~e["model"].isin(REFERENCES)]
     if sparse.empty:
         return None
@@ -274,10 +275,7 @@ def throughput_vs_fraction(res: Results) -> Figure | None:
 
 def thread_scaling(res: Results) -> Figure | None:
     """Figure 4: asynchronous (Hogwild) training: time per epoch and speedup against threads."""
-    c = res.cells
-    if c.empty:
-        return None
-    df = c[c["experiment"] == "thread_scaling"]
+    df = _of(res.cells, "thread_scaling")
     if df.empty:
         return None
     stats = _seed_stats(df, ["machine", "dataset", "threads"], "epoch_wall_s")
