@@ -529,12 +529,14 @@ def _output_backward(mode, m, W, B, VB, AB, GW, GB, idx, val, nnz, dz, cstep, dA
 # error_model="numpy": float division without a zero check (its divisors are never
 # zero), so loops with a division vectorise
 @njit(cache=True, fastmath=_FM, error_model="numpy")
-def _example(mode, x, yv, meta, ip, hp, W, B, VB, AB, GW, GB, P, tab, tsize, sk, qw,
-             dirty, aidx, aval, acnt, sel, selcnt, counts, touched, hist, acc, pooled,
-             logits, cstep, dA, dA2, cnt, state, rec_sets, rec_n, rec_row):
+def _example(mode, x, yv, meta, ip, hp, W, B, VB, AB, GW, GB, P, tab, tsize, sk, dirty,
+             scratch, cnt, state, rec_sets, rec_n, rec_row):
     """One example: hash + select + sparse forward; then (mode 0) sparse backward with
     in-place updates of the touched weights, or (mode 1) gradient accumulation into GW/GB,
-    or (mode 2) forward only. Returns (loss, active nodes, padded selections)."""
+    or (mode 2) forward only, leaving the logits in ``scratch`` (see _scratch). Returns
+    (loss, active nodes, padded selections)."""
+    (aidx, aval, acnt, sel, selcnt, counts, touched, hist, acc, pooled, logits, cstep, dA,
+     dA2, qw) = scratch
     D = meta.shape[0]
     H = D - 1
     KL = ip[0] * ip[1]
@@ -753,7 +755,8 @@ def _private(n, dtype):
 
 @njit(cache=True)
 def _scratch(meta, ip, dtype_probe):
-    """Per-thread working arrays of _example, each in its own guarded allocation."""
+    """Per-thread working arrays of _example, each in its own guarded allocation; element
+    10 (``logits``) holds the output layer's logits after a forward pass."""
     H = meta.shape[0] - 1
     maxw = ip[8]
     KL = ip[0] * ip[1]
@@ -782,31 +785,31 @@ def _scratch(meta, ip, dtype_probe):
             dA2, qw)
 
 
+@njit(cache=True, inline="always")
+def _chunk(n, c, n_chunks, seed):
+    """Rows [lo, hi) of chunk c of n, and its thread's RNG state and counters."""
+    state = _private(1, np.uint64)
+    state[0] = seed
+    return (n * c) // n_chunks, (n * (c + 1)) // n_chunks, state, _private(N_SLOTS, np.int64)
+
+
 @njit(cache=True, parallel=True)
 def train_segment(X, y, order, meta, ip, hp, W, B, VB, AB, P, tab, tsize, sk, dirty,
                   seeds, n_chunks, st_cnt, st_loss, st_active, st_pad, rec_sets, rec_n,
                   record):
     """Hogwild: chunk c of ``order`` is trained by one thread, example by example, all
     threads writing the shared weights without locks. Stats go to row c of st_*."""
-    n = order.shape[0]
     for c in prange(n_chunks):
-        lo = (n * c) // n_chunks
-        hi = (n * (c + 1)) // n_chunks
-        (aidx, aval, acnt, sel, selcnt, counts, touched, hist, acc, pooled, logits, cstep, dA,
-         dA2, qw) = _scratch(meta, ip, W[:1])
-        state = _private(1, np.uint64)
-        state[0] = seeds[c]
-        cnt = _private(N_SLOTS, np.int64)
+        lo, hi, state, cnt = _chunk(order.shape[0], c, n_chunks, seeds[c])
+        scratch = _scratch(meta, ip, W[:1])
         loss_sum = 0.0
         act = 0
         pad = 0
         for e in range(lo, hi):
             ex = order[e]
-            rr = e if record else -1
             loss, a, p = _example(MODE_TRAIN, X[ex], y[ex], meta, ip, hp, W, B, VB, AB,
-                                  W[:0], B[:0], P, tab, tsize, sk, qw, dirty, aidx, aval,
-                                  acnt, sel, selcnt, counts, touched, hist, acc, pooled,
-                                  logits, cstep, dA, dA2, cnt, state, rec_sets, rec_n, rr)
+                                  W[:0], B[:0], P, tab, tsize, sk, dirty, scratch, cnt, state,
+                                  rec_sets, rec_n, e if record else -1)
             loss_sum += loss
             act += a
             pad += p
@@ -821,22 +824,15 @@ def train_segment(X, y, order, meta, ip, hp, W, B, VB, AB, P, tab, tsize, sk, di
 def infer(X, meta, ip, hp, W, B, P, tab, tsize, sk, seeds, n_chunks, out, st_cnt, rec_sets,
           rec_n, record):
     """Sparse inference (through the tables) of every row of X into ``out`` (logits)."""
-    n = X.shape[0]
     for c in prange(n_chunks):
-        lo = (n * c) // n_chunks
-        hi = (n * (c + 1)) // n_chunks
-        (aidx, aval, acnt, sel, selcnt, counts, touched, hist, acc, pooled, logits, cstep, dA,
-         dA2, qw) = _scratch(meta, ip, W[:1])
-        state = _private(1, np.uint64)
-        state[0] = seeds[c]
-        cnt = _private(N_SLOTS, np.int64)
+        lo, hi, state, cnt = _chunk(X.shape[0], c, n_chunks, seeds[c])
+        scratch = _scratch(meta, ip, W[:1])
+        logits = scratch[10]
         dirty = np.zeros(1, np.uint8)
         for e in range(lo, hi):
-            rr = e if record else -1
-            _example(MODE_INFER, X[e], 0, meta, ip, hp, W, B, B[:0], B[:0],
-                     W[:0], B[:0], P, tab, tsize, sk, qw, dirty, aidx, aval, acnt, sel, selcnt,
-                     counts, touched, hist, acc, pooled, logits, cstep, dA, dA2, cnt, state,
-                     rec_sets, rec_n, rr)
+            _example(MODE_INFER, X[e], 0, meta, ip, hp, W, B, B[:0], B[:0], W[:0], B[:0], P,
+                     tab, tsize, sk, dirty, scratch, cnt, state, rec_sets, rec_n,
+                     e if record else -1)
             for q in range(logits.shape[0]):
                 out[e, q] = logits[q]
         for q in range(N_SLOTS):
@@ -847,19 +843,14 @@ def infer(X, meta, ip, hp, W, B, P, tab, tsize, sk, seeds, n_chunks, out, st_cnt
 def grad_batch(X, y, meta, ip, hp, W, B, GW, GB, P, tab, tsize, sk, seed):
     """Mean loss and gradients (into GW, GB) of a batch, each example's computed exactly as
     a training step computes it (same active sets), with no update. Sequential."""
-    (aidx, aval, acnt, sel, selcnt, counts, touched, hist, acc, pooled, logits, cstep, dA,
-     dA2, qw) = _scratch(meta, ip, W[:1])
-    state = np.empty(1, np.uint64)
-    state[0] = seed
-    cnt = np.zeros(N_SLOTS, np.int64)
+    _, _, state, cnt = _chunk(X.shape[0], 0, 1, seed)
+    scratch = _scratch(meta, ip, W[:1])
     dirty = np.zeros(1, np.uint8)
     rec_sets = np.zeros((1, 1, 1), np.int32)
     rec_n = np.zeros((1, 1), np.int32)
     loss_sum = 0.0
     for e in range(X.shape[0]):
-        loss, a, p = _example(MODE_GRAD, X[e], y[e], meta, ip, hp, W, B,
-                              B[:0], B[:0], GW, GB, P, tab, tsize, sk, qw, dirty, aidx, aval, acnt,
-                              sel, selcnt, counts, touched, hist, acc, pooled, logits, cstep, dA,
-                              dA2, cnt, state, rec_sets, rec_n, -1)
+        loss, a, p = _example(MODE_GRAD, X[e], y[e], meta, ip, hp, W, B, B[:0], B[:0], GW, GB,
+                              P, tab, tsize, sk, dirty, scratch, cnt, state, rec_sets, rec_n, -1)
         loss_sum += loss
     return loss_sum / max(X.shape[0], 1)
