@@ -148,15 +148,16 @@ def load_results(roots: list[Path] | Path) -> Results:
             epoch_rows.extend(rows)
             last = dict(rows[-1])
             inf = rec.get("inference", {})
+            # steady state: the epochs after the first (which builds tables, warms caches and
+            # starts thread pools), where there are others
+            steady = pd.Series([r["wall_s"] for r in rows[1:] or rows])
             last.update(
                 epochs=len(rows),
                 total_wall_s=cum_wall,
                 # over the whole run, so rebuild schedules that change by epoch are amortised
                 mults_per_example=sum(r["mults_training"] for r in rows) / (n_train * len(rows)),
-                epoch_wall_spread_pct=_spread_pct([r["wall_s"] for r in rows[1:] or rows]),
-                # steady state: the median epoch after the first (which builds tables, warms
-                # caches and starts thread pools)
-                epoch_wall_s=float(pd.Series([r["wall_s"] for r in rows[1:] or rows]).median()),
+                epoch_wall_spread_pct=_spread_pct(steady.tolist()),
+                epoch_wall_s=float(steady.median()),
                 inference_wall_s=inf.get("wall_s"),
                 inference_mults_per_example=(
                     inf.get("mults", 0) / max(inf.get("n_examples", 1), 1)
