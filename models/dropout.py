@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.dense import DenseNet
+from models import dense_kernels as dk
+from models.dense import DenseNet, KernelGate
 from models.registry import register
 
 
@@ -24,3 +25,9 @@ class DropoutNet(DenseNet):
         # A float gate (0 or 1/p): applying it is one multiplication per entry, which the
         # caller counts in forward and backward; building it with `where` multiplies nothing.
         return np.where(keep, Z.dtype.type(1.0 / p), Z.dtype.type(0.0)), 0
+
+    def _kernel_gate(self) -> KernelGate:
+        p = self.config.active_fraction
+        if p >= 1.0:
+            return super()._kernel_gate()
+        return dk.GATE_DROPOUT, np.array([p, 0.0]), True, float(self.dtype_.type(1.0 / p))

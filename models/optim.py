@@ -39,7 +39,11 @@ def update_mults(kind: str, shape: tuple[int, ...], l2: float) -> int:
 
 
 class Optimizer:
-    """State (velocity, squared-gradient sums) for a list of dense arrays, updated in place."""
+    """State (velocity, squared-gradient sums) for a list of dense arrays, updated in place.
+
+    Each kind of state lives in one flat buffer (``velocity_buf``, ``sq_sum_buf``) in the
+    order of ``params``; ``velocity[i]`` and ``sq_sum[i]`` are views into it. Compiled
+    kernels take the buffers; this class and its callers use the views."""
 
     def __init__(
         self, params: list[np.ndarray], kind: str, lr: float, momentum: float, l2: list[float]
@@ -48,14 +52,17 @@ class Optimizer:
             raise ValueError(f"unknown optimizer {kind!r}; choose one of {OPTIMIZERS}")
         self.kind, self.lr, self.mu = kind, lr, momentum
         self.l2 = l2  # per parameter array: the weight decay, 0 for biases
-        self.velocity = [np.zeros_like(p) for p in params] if kind in ("momentum",
-                                                                       "adagrad_momentum") else []
+        dtype = params[0].dtype if params else np.dtype(np.float64)
+        shapes = [p.shape for p in params]
+        with_velocity = kind in ("momentum", "adagrad_momentum")
+        self.velocity_buf, self.velocity = _flat(shapes if with_velocity else [], dtype)
         if kind == "adagrad_momentum":
-            self.sq_sum = [np.zeros_like(p) for p in params]
+            sq_shapes = shapes
         elif kind == "rowwise_adagrad":  # one sum per row; a 1-D parameter's rows are entries
-            self.sq_sum = [np.zeros(p.shape[:1], p.dtype) for p in params]
+            sq_shapes = [s[:1] for s in shapes]
         else:
-            self.sq_sum = []
+            sq_shapes = []
+        self.sq_sum_buf, self.sq_sum = _flat(sq_shapes, dtype)
 
     def step(self, params: list[np.ndarray], grads: list[np.ndarray]) -> int:
         """Apply one update; returns the multiplications it performed. ``grads`` is consumed
@@ -87,3 +94,13 @@ class Optimizer:
             v += g
             p -= v
         return mults
+
+
+def _flat(shapes: list[tuple[int, ...]], dtype: np.dtype) -> tuple[np.ndarray, list[np.ndarray]]:
+    """One zeroed buffer holding arrays of these shapes back to back, and views of them
+    (a buffer of one element when there are none, so kernels always get an array)."""
+    sizes = [int(np.prod(s)) for s in shapes]
+    buf = np.zeros(max(sum(sizes), 1), dtype)
+    offsets = np.cumsum([0, *sizes])
+    views = [buf[o : o + n].reshape(s) for o, n, s in zip(offsets, sizes, shapes, strict=False)]
+    return buf, views

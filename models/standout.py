@@ -16,15 +16,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.base import ConfigError, NetConfig
-from models.dense import DenseNet
+from models import dense_kernels as dk
+from models.base import ConfigError
+from models.dense import DenseConfig, DenseNet, KernelGate
 from models.registry import register
 
-_BISECTION_STEPS = 30  # beta bracket [-40, 40] narrowed to below 1e-7
+_BISECTION_STEPS = dk.STANDOUT_BISECTION_STEPS  # beta bracket [-40, 40] narrowed below 1e-7
 
 
 @dataclass(frozen=True)
-class StandoutConfig(NetConfig):
+class StandoutConfig(DenseConfig):
     standout_alpha: float = 1.0
 
     def __post_init__(self) -> None:
@@ -65,3 +66,9 @@ class StandoutNet(DenseNet):
         if training:
             return self.rng_.random(Z.shape) < p, mults
         return p, mults
+
+    def _kernel_gate(self) -> KernelGate:
+        target = self.config.active_fraction
+        if target >= 1.0:
+            return super()._kernel_gate()
+        return dk.GATE_STANDOUT, np.array([self.config.standout_alpha, target]), True, 1.0

@@ -11,7 +11,8 @@ import math
 
 import numpy as np
 
-from models.dense import DenseNet
+from models import dense_kernels as dk
+from models.dense import DenseNet, KernelGate
 from models.registry import register
 
 
@@ -28,3 +29,6 @@ class WinnerTakeAllNet(DenseNet):
         keep = np.zeros(Z.shape, dtype=bool)
         np.put_along_axis(keep, top, True, axis=1)
         return keep, 0
+
+    def _kernel_gate(self) -> KernelGate:  # k per layer is in the kernel's layer table
+        return dk.GATE_WTA, np.zeros(2), False, 1.0
