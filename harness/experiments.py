@@ -20,9 +20,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness import catalogue
 from harness.errors import UserError
 
-SPARSE_MODELS = ("lsh", "dropout", "standout", "wta")
+# The registered models swept over active fractions, in the catalogue's order.
+SPARSE_MODELS = catalogue.sparse_models()
 
 # Named variants of a registered model: (model, settings that differ from its defaults).
 # "lsh-paper" is the released Java code's configuration (PAPER.md), without its defects:

@@ -2,7 +2,9 @@
 
 Each function takes the frames and returns a ``Figure`` spec: the matplotlib figure, the exact
 data drawn (written as CSV beside the PNG), a caption naming the statistic behind error bars,
-or ``None`` when the results hold nothing to draw. One colour per model in every figure.
+or ``None`` when the results hold nothing to draw. Labels, colours, order and which networks
+are references come only from ``harness.catalogue``: every model in the results is drawn,
+known or not. Error bars are 95% t-intervals of the mean over seeds (``reports.stats``).
 """
 
 from __future__ import annotations
@@ -18,29 +20,9 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure as MplFigure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from harness import catalogue  # noqa: E402
 from reports.frame import Results  # noqa: E402
-
-MODEL_COLOURS = {
-    "dense": "#333333",
-    "dense-minibatch": "#8c8c8c",
-    "lsh": "#d62728",
-    "lsh-paper": "#ff7f0e",
-    "dropout": "#1f77b4",
-    "standout": "#2ca02c",
-    "wta": "#9467bd",
-}
-MODEL_LABELS = {
-    "dense": "standard (dense)",
-    "dense-minibatch": "standard, mini-batch 256",
-    "lsh": "LSH",
-    "lsh-paper": "LSH, released code's settings",
-    "dropout": "vanilla dropout",
-    "standout": "adaptive dropout",
-    "wta": "winner-take-all",
-}
-SPARSE_ORDER = ("lsh", "lsh-paper", "dropout", "standout", "wta")
-# Networks with every node, drawn as horizontal reference lines (name -> line style).
-REFERENCES = {"dense": "--", "dense-minibatch": ":"}
+from reports.stats import ratio_ci, t_halfwidth  # noqa: E402
 
 
 @dataclass
@@ -53,26 +35,41 @@ class Figure:
 
 
 def _colour(model: str) -> str:
-    return MODEL_COLOURS.get(model, "#7f7f7f")
+    return catalogue.style(model).colour
 
 
 def _label(model: str) -> str:
-    return MODEL_LABELS.get(model, model)
+    return catalogue.style(model).label
+
+
+def _is_reference(model: str) -> bool:
+    return catalogue.style(model).reference
+
+
+def _references(models: pd.Series) -> pd.Series:
+    return models.map(_is_reference).astype(bool)
 
 
 def _seed_stats(df: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame:
-    """Mean, min, max and count over seeds (and machines when grouped so)."""
-    g = df.groupby(keys, dropna=False)[value]
-    out = g.agg(["mean", "min", "max", "count"]).reset_index()
-    return out.rename(
-        columns={"mean": value, "min": f"{value}_min", "max": f"{value}_max", "count": "n_runs"}
+    """Mean, sd, 95% t-interval of the mean and count over seeds. Where ``keys`` leave out
+    the machine, each seed's runs on different machines are averaged first, so the interval
+    is over seeds, not machines."""
+    per_seed = df.groupby([*keys, "seed"], dropna=False)[value].mean().reset_index()
+    out = per_seed.groupby(keys, dropna=False)[value].agg(["mean", "std", "count"]).reset_index()
+    half = t_halfwidth(out["std"].to_numpy(), out["count"].to_numpy())
+    return out.rename(columns={"mean": value, "std": f"{value}_sd", "count": "n_runs"}).assign(
+        **{f"{value}_ci_low": out["mean"] - half, f"{value}_ci_high": out["mean"] + half}
     )
 
 
 def _spread_note(stats: pd.DataFrame) -> str:
+    """The caption's statement of what the points and error bars are."""
     if stats.empty or stats["n_runs"].max() <= 1:
-        return "One run per point (no error bars)."
-    return "Points are means over seeds; error bars span the minimum and maximum."
+        return "One run per point (no interval)."
+    lo, hi = int(stats["n_runs"].min()), int(stats["n_runs"].max())
+    n = f"{hi}" if lo == hi else f"{lo}-{hi}"
+    note = f"Points are means over {n} seeds; error bars are 95% t-intervals of the mean."
+    return note + (" Points from one run have no error bar." if lo <= 1 else "")
 
 
 def _panels(n: int, width: float = 4.2, height: float = 3.3):
@@ -90,7 +87,10 @@ def _pct_axis(ax) -> None:  # type: ignore[no-untyped-def]
 
 def _errorbar(ax, x, stats: pd.DataFrame, value: str, model: str, **kw) -> None:  # type: ignore[no-untyped-def]
     y = stats[value].to_numpy()
-    err = np.vstack([y - stats[f"{value}_min"].to_numpy(), stats[f"{value}_max"].to_numpy() - y])
+    # NaN (one run) draws no bar
+    err = np.vstack(
+        [y - stats[f"{value}_ci_low"].to_numpy(), stats[f"{value}_ci_high"].to_numpy() - y]
+    )
     ax.errorbar(
         x, y, yerr=err, color=_colour(model), label=_label(model), marker="o", capsize=3, **kw
     )
@@ -105,21 +105,19 @@ def _fraction_panel(
     log_y: bool = False,
     errorbars: bool = True,
 ) -> None:  # type: ignore[no-untyped-def]
-    """One panel against % active: a curve per sparse model, the dense network as a line."""
-    for model in SPARSE_ORDER:
+    """One panel against % active: a curve per model in the results, references (networks
+    with every node) as horizontal lines."""
+    for model in catalogue.ordered(sub["model"]):
         m = sub[sub["model"] == model].sort_values("fraction")
-        if m.empty:
-            continue
-        if errorbars:
+        if _is_reference(model):
+            style = catalogue.style(model).line_style
+            ax.axhline(m[value].mean(), color=_colour(model), ls=style, label=_label(model))
+        elif errorbars:
             _errorbar(ax, 100 * m["fraction"], m, value, model)
         else:
             ax.plot(
                 100 * m["fraction"], m[value], marker="o", color=_colour(model), label=_label(model)
             )
-    for ref, style in REFERENCES.items():
-        line = sub[sub["model"] == ref]
-        if not line.empty:
-            ax.axhline(line[value].mean(), color=_colour(ref), ls=style, label=_label(ref))
     _pct_axis(ax)
     if log_y:
         ax.set_yscale("log")
@@ -142,13 +140,11 @@ def accuracy_vs_fraction(res: Results) -> Figure | None:
     df = _sweep(res)
     if df.empty:
         return None
-    keys = ["machine", "dataset", "hidden", "model", "fraction"]
-    stats = _seed_stats(df, keys, "test_accuracy")
+    stats = _seed_stats(df, ["dataset", "hidden", "model", "fraction"], "test_accuracy")
     panels = stats[["dataset", "hidden"]].drop_duplicates().values.tolist()
     fig, axes = _panels(len(panels))
     for ax, (dataset, hidden) in zip(axes, panels, strict=True):
         sub = stats[(stats["dataset"] == dataset) & (stats["hidden"] == hidden)]
-        sub = sub.groupby(["model", "fraction"], as_index=False).mean(numeric_only=True)
         _fraction_panel(
             ax,
             sub,
@@ -161,7 +157,8 @@ def accuracy_vs_fraction(res: Results) -> Figure | None:
         "accuracy_vs_fraction",
         "Test accuracy against active nodes",
         "Accuracy after the last epoch, against the percentage of hidden nodes kept per "
-        "example; the dashed line is the standard network with every node. " + _spread_note(stats),
+        "example; horizontal lines are networks with every node (dashed: the standard "
+        "network). " + _spread_note(stats),
         fig,
         stats,
     )
@@ -172,20 +169,20 @@ def accuracy_per_epoch(res: Results) -> Figure | None:
     e = _of(res.epochs, "fraction_sweep")
     if e.empty:
         return None
-    sparse = e[~e["model"].isin(REFERENCES)]
-    if sparse.empty:
+    refs = _references(e["model"])
+    if refs.all():
         return None
-    low = sparse["fraction"].min()
-    df = e[(e["fraction"] == low) | e["model"].isin(REFERENCES)]
+    low = e.loc[~refs, "fraction"].min()
+    df = e[(e["fraction"] == low) | refs]
     stats = _seed_stats(df, ["dataset", "hidden", "model", "epoch"], "test_accuracy")
     panels = stats[["dataset", "hidden"]].drop_duplicates().values.tolist()
     fig, axes = _panels(len(panels))
     for ax, (dataset, hidden) in zip(axes, panels, strict=True):
         sub = stats[(stats["dataset"] == dataset) & (stats["hidden"] == hidden)]
-        for model in (*REFERENCES, *SPARSE_ORDER):
+        for model in catalogue.ordered(sub["model"]):
             m = sub[sub["model"] == model].sort_values("epoch")
-            if not m.empty:
-                _errorbar(ax, m["epoch"], m, "test_accuracy", model, ls=REFERENCES.get(model, "-"))
+            ls = catalogue.style(model).line_style if _is_reference(model) else "-"
+            _errorbar(ax, m["epoch"], m, "test_accuracy", model, ls=ls)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("test accuracy (fraction correct)")
@@ -196,7 +193,7 @@ def accuracy_per_epoch(res: Results) -> Figure | None:
         "accuracy_per_epoch",
         f"Accuracy per epoch at {100 * low:g}% active nodes",
         f"Test accuracy after each epoch with {100 * low:g}% of hidden nodes active; the "
-        "standard network (all nodes) dashed. " + _spread_note(stats),
+        "networks with every node in broken lines. " + _spread_note(stats),
         fig,
         stats,
     )
@@ -278,24 +275,39 @@ def thread_scaling(res: Results) -> Figure | None:
     df = _of(res.cells, "thread_scaling")
     if df.empty:
         return None
-    stats = _seed_stats(df, ["machine", "dataset", "threads"], "epoch_wall_s")
-    acc = _seed_stats(df, ["machine", "dataset", "threads"], "test_accuracy")
+    group = ["machine", "dataset", "hidden", "model"]
+    stats = _seed_stats(df, [*group, "threads"], "epoch_wall_s")
+    acc = _seed_stats(df, [*group, "threads"], "test_accuracy")
+    stats = stats.merge(acc.drop(columns="n_runs"), on=[*group, "threads"])
+    # speedup = mean 1-thread time / mean n-thread time, with the ratio's interval over seeds
+    speed = []
+    for key, cells in df.groupby(group):
+        base = cells.loc[cells["threads"] == 1, "epoch_wall_s"].tolist()
+        for t, at in cells.groupby("threads"):
+            ci = ratio_ci(base, at["epoch_wall_s"].tolist())
+            speed.append((*key, t, ci.estimate, ci.low, ci.high))
     stats = stats.merge(
-        acc[["machine", "dataset", "threads", "test_accuracy"]],
-        on=["machine", "dataset", "threads"],
+        pd.DataFrame(
+            speed, columns=[*group, "threads", "speedup", "speedup_ci_low", "speedup_ci_high"]
+        ),
+        on=[*group, "threads"],
     )
-    base = stats[stats["threads"] == 1].set_index(["machine", "dataset"])["epoch_wall_s"]
-    stats["speedup"] = [
-        base.get((m, d), np.nan) / w
-        for m, d, w in zip(stats["machine"], stats["dataset"], stats["epoch_wall_s"], strict=True)
-    ]
+    # name only the facets that differ between curves
+    facets = [c for c in group if c in ("machine", "dataset") or stats[c].nunique() > 1]
     fig, axes = _panels(3)
-    for (machine, dataset), sub in stats.groupby(["machine", "dataset"]):
+    for key, sub in stats.groupby(facets):
         sub = sub.sort_values("threads")
-        label = f"{machine} / {dataset}"
-        axes[0].plot(sub["threads"], sub["epoch_wall_s"], marker="o", label=label)
-        axes[1].plot(sub["threads"], sub["speedup"], marker="o", label=label)
-        axes[2].plot(sub["threads"], sub["test_accuracy"], marker="o", label=label)
+        names = dict(zip(facets, key, strict=True))
+        label = " / ".join(
+            _label(v) if c == "model" else f"hidden {v}" if c == "hidden" else str(v)
+            for c, v in names.items()
+        )
+        for ax, value in zip(axes, ("epoch_wall_s", "speedup", "test_accuracy"), strict=True):
+            y = sub[value].to_numpy()
+            err = np.vstack(
+                [y - sub[f"{value}_ci_low"].to_numpy(), sub[f"{value}_ci_high"].to_numpy() - y]
+            )
+            ax.errorbar(sub["threads"], y, yerr=err, marker="o", capsize=3, label=label)
     top = max(2, int(stats["threads"].max()))
     axes[1].plot([1, top], [1, top], color="#999999", ls=":", label="linear")
     ticks = sorted(stats["threads"].unique())
@@ -316,8 +328,9 @@ def thread_scaling(res: Results) -> Figure | None:
         "Asynchronous (Hogwild) training across threads",
         "LSH network at its lowest active fraction, lock-free updates shared by all threads. "
         "Time per epoch is the median epoch after the first (which builds the tables and "
-        "starts the threads); speedup is the 1-thread time over the n-thread one; the dotted "
-        "line is linear speedup. " + _spread_note(stats),
+        "starts the threads); speedup is the mean 1-thread time over the mean n-thread one "
+        "(its interval by the delta method on logs); the dotted line is linear speedup. "
+        + _spread_note(stats),
         fig,
         stats,
     )
@@ -390,13 +403,13 @@ def machine_comparison(res: Results) -> Figure | None:
     df = _sweep(res)
     if df.empty:
         return None
-    sparse = ~df["model"].isin(REFERENCES)
+    sparse = ~_references(df["model"])
     low = df.loc[sparse, "fraction"].min() if sparse.any() else 1
     df = df[(df["fraction"] == low) | ~sparse]
     df = df.assign(examples_per_s=df["n_train"] * df["epochs"] / df["total_wall_s"])
     data = df.groupby(["machine", "model"], as_index=False)["examples_per_s"].mean()
     machines = sorted(data["machine"].unique())
-    models_present = [m for m in (*REFERENCES, *SPARSE_ORDER) if m in set(data["model"])]
+    models_present = catalogue.ordered(data["model"])
     fig, ax = plt.subplots(
         figsize=(max(5.0, 0.8 * len(machines) * len(models_present)), 3.5), layout="constrained"
     )

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import pandas as pd
 
+from harness import catalogue
 from reports.frame import Results
 
 _KEYS = ["machine", "dataset", "hidden", "model", "fraction"]
+# The paper's reference: the standard network at batch 1, which gaps and shares are measured
+# against; the catalogue's other references get a speed ratio column each.
+BATCH1_REFERENCE = "dense"
 
 
 def summary(res: Results) -> pd.DataFrame:
@@ -31,19 +35,18 @@ def summary(res: Results) -> pd.DataFrame:
     ]
     t = c.groupby(_KEYS, as_index=False)[value_cols].mean()
     ref_cols = ["test_accuracy", "mults_per_example", "examples_per_s"]
-    dense = t.loc[t["model"] == "dense", ["machine", "dataset", "hidden", *ref_cols]]
+    dense = t.loc[t["model"] == BATCH1_REFERENCE, ["machine", "dataset", "hidden", *ref_cols]]
     ref = t.merge(dense, on=["machine", "dataset", "hidden"], how="left", suffixes=("", "_dense"))
     t["accuracy_gap_pp"] = 100 * (ref["test_accuracy"] - ref["test_accuracy_dense"])
     t["mults_vs_dense_pct"] = 100 * ref["mults_per_example"] / ref["mults_per_example_dense"]
     t["speed_vs_dense"] = ref["examples_per_s"] / ref["examples_per_s_dense"]
-    minibatch = t.loc[
-        t["model"] == "dense-minibatch", ["machine", "dataset", "hidden", "examples_per_s"]
-    ]
-    if not minibatch.empty:  # the speed a user of the standard network would actually see
-        ref = t.merge(
-            minibatch, on=["machine", "dataset", "hidden"], how="left", suffixes=("", "_mb")
-        )
-        t["speed_vs_dense_minibatch"] = ref["examples_per_s"] / ref["examples_per_s_mb"]
+    present = set(t["model"])
+    for name in catalogue.references():  # e.g. mini-batch dense, the speed its users see
+        if name == BATCH1_REFERENCE or name not in present:
+            continue
+        other = t.loc[t["model"] == name, ["machine", "dataset", "hidden", "examples_per_s"]]
+        ref = t.merge(other, on=["machine", "dataset", "hidden"], how="left", suffixes=("", "_r"))
+        t[f"speed_vs_{name.replace('-', '_')}"] = ref["examples_per_s"] / ref["examples_per_s_r"]
     t = t.merge(_to_target(res, dense), on=_KEYS, how="left")
     return t.sort_values(_KEYS).reset_index(drop=True)
 
@@ -86,7 +89,7 @@ def to_html(df: pd.DataFrame) -> str:
             fmt[col] = "{:.0f}".format
         elif col == "time_to_target_s":
             fmt[col] = "{:.2f}".format
-        elif col in ("speed_vs_dense", "speed_vs_dense_minibatch"):
+        elif col.startswith("speed_vs_"):
             fmt[col] = "{:.2f}x".format
         elif col.endswith(("_per_example", "_to_target")):
             fmt[col] = "{:.3e}".format

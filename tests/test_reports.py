@@ -38,8 +38,9 @@ def _record(
     threads=1,
     experiment="fraction_sweep",
     first_wall_s=None,
+    seed=0,
 ):
-    settings = {"hidden": [10], "active_fraction": fraction, "threads": threads, "seed": 0}
+    settings = {"hidden": [10], "active_fraction": fraction, "threads": threads, "seed": seed}
     epochs = [
         {
             "epoch": e,
@@ -69,7 +70,7 @@ def _record(
     ]
     return {
         "experiment": experiment,
-        "cell_id": f"{dataset}-{model}-{fraction}-{threads}",
+        "cell_id": f"{dataset}-{model}-{fraction}-{threads}" + (f"-s{seed}" if seed else ""),
         "status": "ok",
         "profile": "test",
         "dataset": {"name": dataset, "n_train": n_train, "n_test": 50},
@@ -254,3 +255,90 @@ def test_full_disk_while_drawing_keeps_the_previous_report(results, tmp_path, mo
     with pytest.raises(UserError, match="No space left on device"):
         build_report(results, out)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+# --- the model catalogue: every model in the results is drawn, known or not ---------------
+
+
+@pytest.fixture
+def with_unknown(tmp_path, monkeypatch):
+    from harness import catalogue
+
+    monkeypatch.setattr(catalogue, "_warned", set())  # warn afresh whatever ran before
+    store = ResultStore(tmp_path, "box")
+    store.write_cell(_record("dense", 1.0, 0.90, 10_000, 2.0))
+    for model in ("lsh", "lsh-rowwise", "mystery-net"):
+        for fraction in (0.05, 0.5):
+            store.write_cell(_record(model, fraction, 0.85, 500, 0.5))
+    return tmp_path
+
+
+def test_unknown_and_variant_models_are_drawn_with_a_warning(with_unknown, caplog):
+    from reports.figures import ALL_FIGURES, accuracy_vs_fraction
+
+    res = load_results(with_unknown)
+    with caplog.at_level("WARNING", logger="harness.catalogue"):
+        spec = accuracy_vs_fraction(res)
+    assert spec is not None
+    assert {"dense", "lsh", "lsh-rowwise", "mystery-net"} <= set(spec.data["model"])
+    _, labels = spec.fig.axes[0].get_legend_handles_labels()  # curves and reference lines
+    assert "mystery-net" in labels  # the default style's label is the name itself
+    assert "LSH, row-wise Adagrad" in labels
+    assert [r.message for r in caplog.records].count(
+        "model 'mystery-net' is not in harness/catalogue.py; drawn with a default style"
+    ) == 1  # once per name, however many times it is styled
+    for draw in ALL_FIGURES:  # every figure of the sweep holds it where it has models
+        other = draw(res)
+        if other is not None and "model" in other.data:
+            assert "mystery-net" in set(other.data["model"]), other.name
+
+
+def test_catalogue_orders_known_names_first_and_derives_the_sparse_models():
+    from harness import catalogue, experiments
+
+    assert catalogue.ordered(["zeta", "wta", "alpha", "lsh-rowwise", "dense", "lsh"]) == [
+        "dense",
+        "lsh",
+        "lsh-rowwise",
+        "wta",
+        "alpha",
+        "zeta",
+    ]
+    assert experiments.SPARSE_MODELS == ("lsh", "dropout", "standout", "wta")
+    for name, (base, _) in experiments.VARIANTS.items():  # variants are catalogued as such
+        assert catalogue.style(name).variant_of == base
+    unknown = catalogue.style("mystery-net")
+    assert not unknown.known and unknown.colour not in {
+        e.colour for e in catalogue.CATALOGUE.values()
+    }
+    assert set(catalogue.references()) == {"dense", "dense-minibatch", "torch-dense"}
+
+
+def test_error_bars_are_t_intervals_over_seeds_and_captions_say_so(tmp_path):
+    from reports.figures import accuracy_vs_fraction
+
+    store = ResultStore(tmp_path, "box")
+    store.write_cell(_record("dense", 1.0, 0.90, 10_000, 2.0))
+    for seed, acc in enumerate((0.80, 0.82, 0.84)):
+        store.write_cell(_record("lsh", 0.05, acc, 500, 0.5, seed=seed))
+    spec = accuracy_vs_fraction(load_results(tmp_path))
+    assert spec is not None
+    row = spec.data.set_index("model").loc["lsh"]
+    half = 4.302653 * 0.02 / 3**0.5  # t(0.975, 2) * sd / sqrt(n)
+    assert row["test_accuracy"] == pytest.approx(0.82)
+    assert row["test_accuracy_sd"] == pytest.approx(0.02)
+    assert row["test_accuracy_ci_low"] == pytest.approx(0.82 - half, abs=1e-6)
+    assert row["test_accuracy_ci_high"] == pytest.approx(0.82 + half, abs=1e-6)
+    assert row["n_runs"] == 3
+    assert pd.isna(spec.data.set_index("model").loc["dense", "test_accuracy_ci_low"])
+    assert "means over 1-3 seeds; error bars are 95% t-intervals of the mean" in spec.caption
+
+
+def test_one_run_per_point_says_there_is_no_interval(results):
+    from reports.figures import ALL_FIGURES
+
+    res = load_results(results)
+    for draw in ALL_FIGURES:
+        spec = draw(res)
+        if spec is not None and "n_runs" in spec.data:
+            assert "One run per point (no interval)." in spec.caption, spec.name

@@ -1,0 +1,57 @@
+"""Intervals over seeds against numbers worked out by hand and scipy's own Welch interval."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as st
+
+from reports.stats import diff_ci, mean_ci, mean_diff_ci, ratio_ci
+
+
+def test_mean_ci_is_the_student_t_interval():
+    ci = mean_ci([1.0, 2.0, 3.0])  # mean 2, sd 1, t(0.975, 2) = 4.302653
+    assert ci.estimate == 2.0
+    assert ci.low == pytest.approx(2 - 4.302653 / math.sqrt(3), abs=1e-6)
+    assert ci.high == pytest.approx(2 + 4.302653 / math.sqrt(3), abs=1e-6)
+    one = mean_ci([0.7])
+    assert one.estimate == 0.7 and not one.defined  # one run: no interval, not a zero one
+    exact = mean_ci([5.0, 5.0])
+    assert (exact.low, exact.high) == (5.0, 5.0)
+
+
+def test_diff_ci_matches_scipys_welch_interval():
+    a = [0.90, 0.92, 0.91, 0.95]
+    b = [0.88, 0.86, 0.90]
+    ci = diff_ci(a, b)
+    ref = st.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert ci.estimate == pytest.approx(np.mean(a) - np.mean(b))
+    assert (ci.low, ci.high) == pytest.approx((ref.low, ref.high))
+    assert not diff_ci(a, [0.9]).defined
+
+
+def test_mean_of_differences_combines_the_variances():
+    a1, b1 = [1.0, 2.0, 3.0], [0.0, 0.0, 0.0]  # var of mean 1/3, dof 2
+    a2, b2 = [2.0, 4.0], [1.0, 1.0]  # var of mean 1, dof 1
+    assert mean_diff_ci([(a1, b1)]) == diff_ci(a1, b1)
+    ci = mean_diff_ci([(a1, b1), (a2, b2)])
+    # estimate (2 + 2) / 2; variance (1/3 + 1) / 4; Welch-Satterthwaite over both components
+    var = (1 / 3 + 1) / 4
+    dof = var**2 / ((1 / 12) ** 2 / 2 + (1 / 4) ** 2 / 1)
+    half = st.t.ppf(0.975, dof) * math.sqrt(var)
+    assert ci.estimate == 2.0
+    assert (ci.low, ci.high) == pytest.approx((2 - half, 2 + half))
+
+
+def test_ratio_ci_is_the_delta_method_on_logs():
+    ci = ratio_ci([2.0, 4.0], [1.0, 1.0, 1.0])
+    # var(log mean a) = sd^2 / (n mean^2) = 2 / (2 * 9); b is exact; dof = n_a - 1 = 1
+    half = 12.706205 * math.sqrt(1 / 9)
+    assert ci.estimate == 3.0
+    assert ci.low == pytest.approx(3 * math.exp(-half), rel=1e-6)
+    assert ci.high == pytest.approx(3 * math.exp(half), rel=1e-6)
+    flipped = ratio_ci([1.0, 1.0, 1.0], [2.0, 4.0])  # b/a is the reciprocal interval
+    assert (flipped.low, flipped.high) == pytest.approx((1 / ci.high, 1 / ci.low))
+    assert not ratio_ci([1.0], [2.0, 2.1]).defined
