@@ -6,8 +6,9 @@ keep probability over the layer equals ``active_fraction`` exactly (bisection, a
 steps), which makes the expected kept fraction match the target whatever the scale of z.
 Training samples a mask from p; inference uses the expectation, relu(z) * p (as Ba and Frey).
 
-Counted multiplications per hidden entry: alpha * z once, one division per bisection step
-(the sigmoid's 1 / (1 + exp(-x))), and at inference the product with p.
+Counted multiplications per hidden entry: alpha * z once, a product and a division per
+bisection step and for the final probabilities (see ``keep_probabilities``), and at inference
+the product with p.
 """
 
 from __future__ import annotations
@@ -36,20 +37,31 @@ class StandoutConfig(DenseConfig):
 
 def keep_probabilities(Z: np.ndarray, alpha: float, target: float) -> tuple[np.ndarray, int]:
     """sigmoid(alpha*Z + beta) with beta per row chosen so each row's mean equals ``target``.
-    Returns the probabilities and the multiplications spent."""
+    Returns the probabilities and the multiplications spent.
+
+    sigmoid(a + beta) = 1 / (1 + exp(-a) * exp(-beta)): exp(-a) is taken once per entry and
+    each bisection step costs a multiplication and a division per entry, not an exponential
+    (which compiled code cannot vectorise here). Where exp(-a) overflows, p is 0 either way.
+    """
     a = alpha * Z.astype(np.float64)
+    with np.errstate(over="ignore"):
+        e = np.exp(-a)
     lo = np.full((Z.shape[0], 1), -40.0)
     hi = np.full((Z.shape[0], 1), 40.0)
     for _ in range(_BISECTION_STEPS):
         mid = 0.5 * (lo + hi)
-        mean = (1.0 / (1.0 + np.exp(-(a + mid)))).mean(axis=1, keepdims=True)
+        mean = (1.0 / (1.0 + e * np.exp(-mid))).mean(axis=1, keepdims=True)
         too_high = mean > target
         hi = np.where(too_high, mid, hi)
         lo = np.where(too_high, lo, mid)
-    p = 1.0 / (1.0 + np.exp(-(a + 0.5 * (lo + hi))))
-    # alpha*Z, one division per step and the final one; the halvings are per row (2 per step).
-    mults = Z.size * (_BISECTION_STEPS + 2) + Z.shape[0] * (2 * _BISECTION_STEPS + 1)
-    return p.astype(Z.dtype), mults
+    p = 1.0 / (1.0 + e * np.exp(-0.5 * (lo + hi)))
+    return p.astype(Z.dtype), standout_mults(Z.shape[0], Z.shape[1])
+
+
+def standout_mults(rows: int, width: int) -> int:
+    """alpha*z, then a product and a division per entry in each step and in the final
+    probabilities; per row, a halving and the mean's division per step, one final halving."""
+    return rows * width * (1 + 2 * _BISECTION_STEPS + 2) + rows * (2 * _BISECTION_STEPS + 1)
 
 
 @register
