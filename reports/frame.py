@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,10 @@ def load_results(roots: list[Path] | Path) -> Results:
                     "computed_fraction_measured": ep["computed_fraction"],
                     "mults_training": mults["training"],
                     "mults_per_example": mults["training"] / n_train,
+                    # the paper's way of counting: forward pass through hidden layers only
+                    "mults_forward_hidden_per_example": _per_example(
+                        (ep.get("extra") or {}).get("mults_forward_hidden"), n_train
+                    ),
                     # one column per training phase, whatever phases the model counts
                     **{
                         f"mults_{phase}": count
@@ -156,6 +161,9 @@ def load_results(roots: list[Path] | Path) -> Results:
                 total_wall_s=cum_wall,
                 # over the whole run, so rebuild schedules that change by epoch are amortised
                 mults_per_example=sum(r["mults_training"] for r in rows) / (n_train * len(rows)),
+                mults_forward_hidden_per_example=_mean_or_nan(
+                    [r["mults_forward_hidden_per_example"] for r in rows]
+                ),
                 epoch_wall_spread_pct=_spread_pct(steady.tolist()),
                 epoch_wall_s=float(steady.median()),
                 inference_wall_s=inf.get("wall_s"),
@@ -171,6 +179,16 @@ def load_results(roots: list[Path] | Path) -> Results:
         machines=pd.DataFrame(machine_rows),
         failed=pd.DataFrame(failed_rows),
     )
+
+
+def _per_example(count: Any, n_train: int) -> float:
+    """NaN (not None) where a record lacks the count, so the column stays numeric."""
+    return float(count) / n_train if isinstance(count, int | float) else math.nan
+
+
+def _mean_or_nan(values: list[float]) -> float:
+    """The mean over epochs; NaN unless every epoch has the figure (older records)."""
+    return sum(values) / len(values) if values else math.nan
 
 
 def _spread_pct(values: list[float]) -> float:

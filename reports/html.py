@@ -14,7 +14,7 @@ import pandas as pd
 
 from harness.errors import UserError
 from harness.store import atomic_write_text
-from reports import tables
+from reports import claims, tables
 from reports.figures import ALL_FIGURES
 from reports.frame import Results, load_results
 
@@ -77,6 +77,8 @@ def build_report(
 
     summary = tables.summary(res)
     atomic_write_text(out_dir / "summary.csv", summary.to_csv(index=False))
+    claims_table = claims.claims(res)
+    atomic_write_text(out_dir / "claims.csv", claims_table.to_csv(index=False))
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("reports", "templates"),
         autoescape=jinja2.select_autoescape(["html"]),
@@ -90,6 +92,9 @@ def build_report(
         energy_modes=_energy_modes(res),
         datasets_table=jinja2.utils.markupsafe.Markup(tables.to_html(_datasets(res))),
         figures=figures,
+        claims=claims_table.astype(object).where(claims_table.notna(), "").to_dict("records"),
+        claim_rules=[(c.text, c.rule) for c in claims.CLAIMS],
+        paper_fraction=f"{100 * claims.PAPER_FRACTION:g}%",
         summary_table=jinja2.utils.markupsafe.Markup(tables.to_html(summary)),
         machines_table=jinja2.utils.markupsafe.Markup(tables.to_html(_machines(res))),
         limitations=_limitations(res),
