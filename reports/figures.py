@@ -77,6 +77,15 @@ def _panels(n: int, width: float = 4.2, height: float = 3.3):
     return fig, axes[0]
 
 
+def _legend(axes) -> None:  # type: ignore[no-untyped-def]
+    """One legend on the first panel naming every model drawn in any panel."""
+    seen: dict[str, object] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            seen.setdefault(label, handle)
+    axes[0].legend(list(seen.values()), list(seen), fontsize=8)
+
+
 def _pct_axis(ax) -> None:  # type: ignore[no-untyped-def]
     ax.set_xscale("log")
     ticks = [5, 10, 25, 50, 75, 100]
@@ -152,7 +161,7 @@ def accuracy_vs_fraction(res: Results) -> Figure | None:
             "test accuracy (fraction correct)",
             f"{dataset}, hidden {hidden}",
         )
-    axes[0].legend(fontsize=8)
+    _legend(axes)
     return Figure(
         "accuracy_vs_fraction",
         "Test accuracy against active nodes",
@@ -188,7 +197,7 @@ def accuracy_per_epoch(res: Results) -> Figure | None:
         ax.set_ylabel("test accuracy (fraction correct)")
         ax.set_title(f"{dataset}, hidden {hidden}")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    _legend(axes)
     return Figure(
         "accuracy_per_epoch",
         f"Accuracy per epoch at {100 * low:g}% active nodes",
@@ -221,7 +230,7 @@ def mults_vs_fraction(res: Results) -> Figure | None:
             f"{dataset}, hidden {hidden}",
             log_y=True,
         )
-    axes[0].legend(fontsize=8)
+    _legend(axes)
     return Figure(
         "mults_vs_fraction",
         "Multiplications per training example",
@@ -257,7 +266,7 @@ def throughput_vs_fraction(res: Results) -> Figure | None:
             f"{machine}\n{dataset}, hidden {hidden}",
             log_y=True,
         )
-    axes[0].legend(fontsize=8)
+    _legend(axes)
     return Figure(
         "throughput_vs_fraction",
         "Training speed against active nodes",
@@ -384,7 +393,7 @@ def energy_per_example(res: Results) -> Figure | None:
             log_y=True,
             errorbars=False,
         )
-    axes[0].legend(fontsize=8)
+    _legend(axes)
     return Figure(
         "energy_per_example",
         "Energy per training example",
