@@ -63,7 +63,7 @@ def _replay(net, X, y, W, B):  # type: ignore[no-untyped-def]
     AW = [np.zeros_like(w) for w in W]
     VB = [np.zeros_like(b) for b in B]
     AB = [np.zeros_like(b) for b in B]
-    c = {"forward": 0, "backward": 0, "update": 0, "hashing": 0}
+    c = {"forward": 0, "backward": 0, "update": 0, "hashing": 0, "forward_hidden": 0}
     sets, sizes = net.last_active_
     for e, ex in enumerate(net.last_order_):
         x = X[ex]
@@ -80,6 +80,7 @@ def _replay(net, X, y, W, B):  # type: ignore[no-untyped-def]
             for j in S:
                 z = B[h][j] + sum(W[h][j, i] * v for i, v in nz)
                 c["forward"] += len(nz)
+                c["forward_hidden"] += len(nz)
                 if z > 0:
                     out.append((int(j), z))
             nz = out
@@ -140,7 +141,7 @@ def test_counts_equal_pure_python_replay(extra: dict) -> None:
     net.record_active = True
     st = net.train_epoch(X, y)
     ref = _replay(net, X, y, W, B)
-    got = st.mults.as_dict()
+    got = {**st.mults.as_dict(), "forward_hidden": st.extra["mults_forward_hidden"]}
     for phase, value in ref.items():
         assert value > 0 and got[phase] == value, phase
     # the initial table build: every neuron projected onto K*L directions

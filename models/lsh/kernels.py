@@ -41,9 +41,10 @@ from numba.extending import intrinsic
 
 _FM = {"reassoc", "contract"}  # reorder sums (SIMD); no unsafe NaN/inf assumptions
 
-# count slots: multiplications, then cycles spent hashing queries, selecting, forward,
-# backward + update
-F_FWD, F_BWD, F_UPD, F_HASH, F_REB = 0, 1, 2, 3, 4
+# count slots: multiplications (F_FWD_OUT: the part of F_FWD spent in the output layer and
+# softmax, so the hidden layers' forward work can be reported apart, as the paper counts),
+# then cycles spent hashing queries, selecting, forward, backward + update
+F_FWD, F_BWD, F_UPD, F_HASH, F_FWD_OUT = 0, 1, 2, 3, 4
 C_HASH, C_SELECT, C_FWD, C_BWD = 5, 6, 7, 8
 N_SLOTS = 9
 MODE_TRAIN, MODE_GRAD, MODE_INFER = 0, 1, 2
@@ -609,6 +610,7 @@ def _example(mode, x, yv, meta, ip, hp, W, B, VB, AB, GW, GB, P, tab, tsize, sk,
     n_in, n_out, woff, boff = meta[H, 0], meta[H, 1], meta[H, 2], meta[H, 3]
     nnz = acnt[H]
     m_fwd += n_out * nnz
+    cnt[F_FWD_OUT] += n_out * nnz
     for c in range(n_out):
         logits[c] = B[boff + c]
     for k in range(nnz):  # input-major: each active input's n_out weights lie together
@@ -632,6 +634,7 @@ def _example(mode, x, yv, meta, ip, hp, W, B, VB, AB, GW, GB, P, tab, tsize, sk,
     for c in range(n_out):
         logits[c] = logits[c] / tot  # probabilities (the divisions count)
     m_fwd += n_out
+    cnt[F_FWD_OUT] += n_out
     cnt[F_FWD] += m_fwd
     py = logits[yv]
     loss = -np.log(max(float(py), 1e-30))

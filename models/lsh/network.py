@@ -233,6 +233,7 @@ class LSHNet(Model):
             active_fraction=frac,
             computed_fraction=frac,
             extra={
+                "mults_forward_hidden": int(tot[kernels.F_FWD] - tot[kernels.F_FWD_OUT]),
                 "rebuilds": n_rebuilds,
                 "rebuild_s": rebuild_s,
                 # share of the kernels' cycles (all threads) by phase; rebuild is apart
