@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 PROFILE ?= smoke
 EXTRAS := dev,data,rapl,gpu
 
-.PHONY: run test bench lint clean
+.PHONY: run test bench bench-batch1 lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) -m bench.bench_lsh $(BENCH_ARGS)
+
+bench-batch1: $(STAMP)
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) -m bench.bench_batch1 $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check models harness reports tests bench run_all.py
