@@ -4,6 +4,7 @@
     python run_all.py --profile smoke      # about a minute: tiny digits, every model
     python run_all.py --profile quick      # minutes: real digits and the generated sets
     python run_all.py --profile paper      # the paper's protocol in full (hours)
+    python run_all.py --profile paper --plan   # what it would run and how long here; no runs
 
 Finished cells are kept and not rerun (``--force`` reruns them); an interrupted sweep resumes.
 Results go to ``results/<machine>/<experiment>/``; the report to ``report/index.html``.
@@ -111,15 +112,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="name of this machine's results folder (default: derived from hardware)",
     )
+    p.add_argument(
+        "--plan",
+        action="store_true",
+        help="print what would run and how long it should take here (a short calibration), "
+        "then exit without training or writing results",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log every epoch")
     return p.parse_args(argv)
 
 
-def run(args: argparse.Namespace) -> Path:
+def run(args: argparse.Namespace) -> Path | None:
     from tqdm import tqdm
 
     import models
-    from harness import datasets, energy, machine
+    from harness import datasets, energy, machine, plan
     from harness.experiments import VARIANTS, cells_for
     from harness.runner import run_cells
     from harness.store import ResultStore
@@ -146,6 +153,17 @@ def run(args: argparse.Namespace) -> Path:
                 f"nothing to run: profile {args.profile!r} has no runs of "
                 f"{sorted(chosen)} in {list(experiments)}"
             )
+        # What will run, and (except for the seconds-long smoke profile) how long it should
+        # take here, from per-model rates measured by a short calibration.
+        calibrate = args.plan or args.profile != "smoke"
+        if calibrate:
+            print("planning: measuring per-model rates on this machine ...", flush=True)
+        text = plan.plan_text(
+            cells, store=store, force=args.force, data_dir=args.data_dir, calibrate=calibrate
+        )
+        print(text, flush=True)
+        if args.plan:
+            return None
         idle_s = (
             args.idle_s if args.idle_s is not None else (1.0 if args.profile == "smoke" else 5.0)
         )
