@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) run_all.py --profile $(PROFILE)
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) run_all.py --profile $(PROFILE)
 
 test: $(STAMP)
 	$(PY) -m pytest

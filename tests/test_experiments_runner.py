@@ -124,7 +124,7 @@ def test_same_cell_twice_gives_the_same_accuracy(tmp_path):
 def test_variants_are_labelled_cells_of_their_model():
     cells = [
         c
-        for c in cells_for("quick", models.available(), ("fraction_sweep",))
+        for c in cells_for("paper", models.available(), ("fraction_sweep",))
         if c.name == "lsh-paper"
     ]
     assert cells and {c.model for c in cells} == {"lsh"}
@@ -133,7 +133,7 @@ def test_variants_are_labelled_cells_of_their_model():
         assert "lsh-paper" in c.cell_id
         models.build("lsh", {"n_inputs": 784, "n_classes": 10, **c.settings})  # valid settings
     # Without the model installed, its variants are not planned.
-    assert not [c for c in cells_for("quick", ["dense", "wta"]) if c.model == "lsh"]
+    assert not [c for c in cells_for("paper", ["dense", "wta"]) if c.model == "lsh"]
 
 
 def test_variants_named_explicitly_join_any_profile():
@@ -167,7 +167,26 @@ def test_a_diverged_run_is_stored_as_valid_json(tmp_path):
 
 def test_dense_minibatch_reference_runs_once_per_dataset_with_every_node():
     cells = [c for c in cells_for("quick", models.available()) if c.name == "dense-minibatch"]
-    assert len(cells) == len(profile("quick").datasets)
+    p = profile("quick")
+    # once per dataset, shape and seed, and once per seed in the deeper check
+    assert len(cells) == len(p.seeds) * (len(p.datasets) * len(p.depths) + bool(p.deep_check))
     for c in cells:
         assert c.model == "dense" and c.settings["active_fraction"] == 1.0
         assert c.settings["batch_size"] == 256
+
+
+def test_quick_profile_checks_a_deeper_network_at_the_lowest_fraction():
+    p = profile("quick")
+    deep = [
+        c
+        for c in cells_for("quick", models.available(), ("fraction_sweep",))
+        if tuple(c.settings["hidden"]) == p.deep_check
+    ]
+    assert len(p.deep_check) >= 2
+    assert {c.dataset for c in deep} == {p.datasets[0]}
+    assert sorted(c.name for c in deep) == sorted(["dense", "dense-minibatch", "lsh"] * 3)
+    assert {c.settings["seed"] for c in deep} == set(p.seeds) and len(p.seeds) >= 3
+    for c in deep:
+        expected = 1.0 if c.model == "dense" else min(p.fractions)
+        assert c.settings["active_fraction"] == expected
+    assert len({c.cell_id for c in deep}) == len(deep)
