@@ -200,6 +200,7 @@ def _limitations(res: Results) -> list[str]:
             "One seed per setting: differences of a few tenths of a point are within "
             "run-to-run noise."
         )
+    items.extend(_convergence_notes(tables.dense_convergence(res)))
     items.append(
         "Energy figures are gross (idle draw not subtracted); idle power measured "
         "before each block of runs is stored with every record."
@@ -209,3 +210,29 @@ def _limitations(res: Results) -> list[str]:
         "counts and times show no saving by construction, as in the paper."
     )
     return items
+
+
+def _convergence_notes(conv: pd.DataFrame) -> list[str]:
+    """Whether the dense reference had levelled off: claims against it depend on that."""
+    if conv.empty:
+        return []
+    rule = (
+        f"its mean test accuracy over seeds moved by at most {tables.CONVERGED_PP:g} point "
+        "over its last three epochs"
+    )
+    done = conv[conv["levelled_off"]]
+    still = conv[~conv["levelled_off"]]
+    notes = []
+    if not done.empty:
+        where = ", ".join(f"{r.dataset} ({r.hidden}, {r.epochs} epochs)" for r in done.itertuples())
+        notes.append(f"The standard network had levelled off ({rule}) on {where}.")
+    if not still.empty:
+        where = ", ".join(
+            f"{r.dataset} ({r.hidden}, {r.epochs} epochs: {r.last_epochs_range_pp:.1f} points)"
+            for r in still.itertuples()
+        )
+        notes.append(
+            f"The standard network had not levelled off on {where} ({rule} is the test); "
+            "accuracy gaps there may still change with more epochs."
+        )
+    return notes

@@ -94,3 +94,35 @@ def to_html(df: pd.DataFrame) -> str:
         elif col.endswith(("_per_example", "_to_target")):
             fmt[col] = "{:.3e}".format
     return df.to_html(index=False, formatters=fmt, na_rep="–", classes="data", border=0)
+
+
+CONVERGED_PP = 1.0  # dense "has levelled off" when its last epochs move by at most this
+_LAST_EPOCHS = 3
+
+
+def dense_convergence(res: Results) -> pd.DataFrame:
+    """Per (machine, dataset, network): the dense reference's mean test accuracy over seeds in
+    its last epochs, and whether it has levelled off (the last three epochs' means within
+    ``CONVERGED_PP`` points of each other). Claims against an unconverged reference say less."""
+    e = res.epochs
+    if e.empty:
+        return pd.DataFrame()
+    e = e[(e["experiment"] == "fraction_sweep") & (e["model"] == BATCH1_REFERENCE)]
+    if e.empty:
+        return pd.DataFrame()
+    keys = ["machine", "dataset", "hidden"]
+    means = e.groupby([*keys, "epoch"], as_index=False)["test_accuracy"].mean()
+    rows = []
+    for key, g in means.groupby(keys):
+        last = g.sort_values("epoch").tail(_LAST_EPOCHS)["test_accuracy"]
+        moved = 100 * (last.max() - last.min())
+        rows.append(
+            {
+                **dict(zip(keys, key, strict=True)),
+                "epochs": int(g["epoch"].max()),
+                "final_accuracy": float(last.iloc[-1]),
+                "last_epochs_range_pp": float(moved),
+                "levelled_off": bool(len(last) == _LAST_EPOCHS and moved <= CONVERGED_PP),
+            }
+        )
+    return pd.DataFrame(rows)
