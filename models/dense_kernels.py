@@ -109,6 +109,11 @@ def train_chunk(X, y, idx, meta, P, V, S, hp, kind, gate, gp, U, cnt):  # type: 
     da = np.zeros(width, P.dtype)
     keep = np.zeros(width, np.bool_)
     gsq = np.zeros(width, P.dtype)
+    # The first layer's pre-activations for the next example, computed while each updated
+    # row is still in L1 (the same products the forward pass would do, not a second read of
+    # the largest weight matrix from memory).
+    pre0_next = np.zeros(width, P.dtype)
+    have_next = False
     loss_sum = 0.0
     for e in range(idx.shape[0]):
         ex = idx[e]
@@ -121,12 +126,15 @@ def train_chunk(X, y, idx, meta, P, V, S, hp, kind, gate, gp, U, cnt):  # type: 
             n_in, n_out = meta[ly, M_IN], meta[ly, M_OUT]
             wo, bo = meta[ly, M_W], meta[ly, M_B]
             a = acts[ly, :n_in]
-            for j in range(n_out):
-                row = P[wo + j * n_in : wo + (j + 1) * n_in]
-                z = P[bo + j]
-                for i in range(n_in):
-                    z += row[i] * a[i]
-                pre[ly, j] = z
+            if ly == 0 and have_next:
+                pre[0, :n_out] = pre0_next[:n_out]
+            else:
+                for j in range(n_out):
+                    row = P[wo + j * n_in : wo + (j + 1) * n_in]
+                    z = P[bo + j]
+                    for i in range(n_in):
+                        z += row[i] * a[i]
+                    pre[ly, j] = z
             cnt[F_FWD] += n_out * n_in
             if ly == H:
                 break
@@ -191,6 +199,8 @@ def train_chunk(X, y, idx, meta, P, V, S, hp, kind, gate, gp, U, cnt):  # type: 
                 da[:n_in] = 0.0
             dav = da[:n_in]
             cnt[F_BWD] += n_out * n_in * (2 if back else 1)
+            fuse = ly == 0 and e + 1 < idx.shape[0]
+            xn = X[idx[e + 1]] if fuse else X[ex]
             for j in range(n_out):
                 d = dz[j]
                 lo, hi = wo + j * n_in, wo + (j + 1) * n_in
@@ -236,6 +246,11 @@ def train_chunk(X, y, idx, meta, P, V, S, hp, kind, gate, gp, U, cnt):  # type: 
                     step = lr / (eps + np.sqrt(S[ro + j]))
                     for i in range(n_in):
                         w[i] -= step * gr[i]
+                if fuse:  # the next example's forward product with the updated row
+                    t = zero
+                    for i in range(n_in):
+                        t += w[i] * xn[i]
+                    pre0_next[j] = t
             # biases: their own rule, no L2
             for j in range(n_out):
                 d = dz[j]
@@ -255,6 +270,10 @@ def train_chunk(X, y, idx, meta, P, V, S, hp, kind, gate, gp, U, cnt):  # type: 
                     P[k] -= lr / (eps + np.sqrt(S[r])) * d
             cnt[F_UPD] += _update_mults(kind, n_out, n_in, l2 > 0)
             if not back:
+                have_next = fuse
+                if fuse:
+                    for j in range(n_out):
+                        pre0_next[j] += P[bo + j]
                 break
             # dZ of the layer below: gate, then the ReLU derivative
             n_below = n_in
