@@ -473,7 +473,8 @@ def duration(seconds: float) -> str:
     """'2 h 5 min', '3 min 20 s' or '12 s'."""
     s = round(seconds)
     if s >= 3600:
-        return f"{s // 3600} h {round((s % 3600) / 60)} min"
+        minutes = round(s / 60)  # rounded once, so 6 h 59.6 min reads 7 h 0 min, not 6 h 60
+        return f"{minutes // 60} h {minutes % 60} min"
     if s >= 60:
         return f"{s // 60} min {s % 60} s"
     return f"{seconds:.0f} s" if seconds >= 1 else f"{seconds:.1f} s"

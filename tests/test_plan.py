@@ -186,3 +186,12 @@ def test_run_all_plan_prints_the_estimate_and_writes_nothing(tmp_path):
     assert not list(results.glob("**/*.json"))
     assert not (tmp_path / "report").exists()
     assert "runs done" not in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0.25, "0.2 s"), (12, "12 s"), (200, "3 min 20 s"), (7500, "2 h 5 min"),
+     (25_178, "7 h 0 min"), (3599.6, "1 h 0 min")],
+)
+def test_durations_read_as_hours_minutes_seconds(seconds, text):
+    assert plan.duration(seconds) == text
