@@ -186,8 +186,8 @@ def fraction_sweep(p: Profile, names: tuple[str, ...]) -> list[Cell]:
             for seed in p.seeds:
                 cells.append(_cell(p, dataset, hidden, "dense", 1.0, seed))
                 for name in names:
-                    model = VARIANTS.get(name, (name, {}))[0]
-                    cells += [_cell(p, dataset, hidden, name, f, seed) for f in _fractions(p, model)]
+                    fractions = _fractions(p, VARIANTS.get(name, (name, {}))[0])
+                    cells += [_cell(p, dataset, hidden, name, f, seed) for f in fractions]
     if p.deep_check:
         low = min(p.fractions)
         for seed in p.seeds:
