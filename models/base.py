@@ -10,6 +10,13 @@ multiplication, and each division (counted as one multiplication). Additions, co
 exponentials and square roots are not multiplications and are not counted. Counts are kept
 in integer accumulators per call, never per element, so counting costs nothing measurable.
 
+Inputs are checked once per call of the public methods (``train_epoch``, ``predict_scores``,
+``predict``, ``score``, ``loss_and_grads``), before any kernel runs, by the base class's
+``_as_input`` and ``_as_data``: X numeric, finite, of shape (n >= 1, n_inputs); y one integer
+label in [0, n_classes) per row (the compiled kernels index by label without bounds checks).
+A bad input raises ``InputError`` naming the problem and the fix. Training raises
+``DivergedError`` when the loss or the weights become non-finite. Both are ``ConfigError``s.
+
 Parameter layout, shared by all models so weights can be compared and copied:
 ``weights_[l]`` has shape (n_out, n_in): one row per neuron, which is what hashing a neuron's
 weight vector wants; ``biases_[l]`` has shape (n_out,). Layer 0 takes the input, the last
@@ -21,18 +28,29 @@ a model reads and writes them only through indexing or ``set_params``.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from models.optim import OPTIMIZERS
 
 
 class ConfigError(ValueError):
     """A model setting is invalid; the message names the setting and what is allowed."""
+
+
+class InputError(ConfigError):
+    """Data handed to a model is unusable; the message names the problem and the fix."""
+
+
+class DivergedError(ConfigError):
+    """Training produced a non-finite loss or weights; lowering lr is the usual fix."""
 
 
 @dataclass(frozen=True)
@@ -54,29 +72,14 @@ class NetConfig:
     dtype: str = "float32"
 
     def __post_init__(self) -> None:
-        # Tolerate lists (from JSON) for the layer sizes while staying frozen.
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        _check(self.n_inputs >= 1, "n_inputs", self.n_inputs, "an integer >= 1")
-        _check(self.n_classes >= 2, "n_classes", self.n_classes, "an integer >= 2")
-        _check(
-            len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden),
-            "hidden",
-            self.hidden,
-            "one or more layer widths >= 1",
-        )
-        _check(
-            0.0 < self.active_fraction <= 1.0,
-            "active_fraction",
-            self.active_fraction,
-            "a number in (0, 1]",
-        )
+        # Whole numbers may come as floats (JSON, arithmetic); store them as ints, frozen.
+        for name, low in _INT_MINIMA.items():
+            object.__setattr__(self, name, _integer(name, getattr(self, name), low))
+        object.__setattr__(self, "hidden", _widths(self.hidden))
+        for name, (ok, allowed) in _REAL_RULES.items():
+            value = getattr(self, name)
+            _check(_is_real(value) and ok(value), name, value, allowed)
         _check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"one of {OPTIMIZERS}")
-        _check(self.lr > 0, "lr", self.lr, "a number > 0")
-        _check(0.0 <= self.momentum < 1.0, "momentum", self.momentum, "a number in [0, 1)")
-        _check(self.l2 >= 0, "l2", self.l2, "a number >= 0")
-        _check(self.batch_size >= 1, "batch_size", self.batch_size, "an integer >= 1")
-        _check(self.init_gain > 0, "init_gain", self.init_gain, "a number > 0")
-        _check(self.threads >= 1, "threads", self.threads, "an integer >= 1")
         _check(self.dtype in ("float32", "float64"), "dtype", self.dtype, "float32 or float64")
 
     @property
@@ -105,6 +108,51 @@ class NetConfig:
 def _check(ok: bool, name: str, value: object, allowed: str) -> None:
     if not ok:
         raise ConfigError(f"bad setting {name}={value!r}: must be {allowed}")
+
+
+def _is_real(value: object) -> bool:
+    """A finite real number; bools are flags, not numbers."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+_REAL_RULES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "active_fraction": (lambda v: 0.0 < v <= 1.0, "a number in (0, 1]"),
+    "lr": (lambda v: v > 0, "a finite number > 0"),
+    "momentum": (lambda v: 0.0 <= v < 1.0, "a number in [0, 1)"),
+    "l2": (lambda v: v >= 0, "a finite number >= 0"),
+    "init_gain": (lambda v: v > 0, "a finite number > 0"),
+}
+_INT_MINIMA = {"n_inputs": 1, "n_classes": 2, "batch_size": 1, "seed": 0, "threads": 1}
+
+
+def _whole(value: object, low: int) -> int | None:
+    """value as an int if it is a whole number >= low: an int (kept exact, seeds may be
+    large), or a float with no fractional part, as JSON or arithmetic may give."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    if isinstance(value, numbers.Integral):
+        whole = int(value)
+    else:
+        v = float(value)
+        if not (math.isfinite(v) and v.is_integer()):
+            return None
+        whole = int(v)
+    return whole if whole >= low else None
+
+
+def _integer(name: str, value: object, low: int) -> int:
+    whole = _whole(value, low)
+    if whole is None:
+        raise ConfigError(f"bad setting {name}={value!r}: must be an integer >= {low}")
+    return whole
+
+
+def _widths(hidden: object) -> tuple[int, ...]:
+    allowed = "a list of layer widths >= 1, e.g. [1000]"
+    widths = [_whole(h, 1) for h in hidden] if isinstance(hidden, list | tuple) else []
+    ok = bool(widths) and None not in widths
+    _check(ok, "hidden", hidden, allowed)
+    return tuple(w for w in widths if w is not None)
 
 
 @dataclass
@@ -172,9 +220,12 @@ class Model(ABC):
         self.epochs_done_ = 0
 
     # -- what every model implements ------------------------------------------------------
+    # Each starts with ``self._as_input(X)`` or ``self._as_data(X, y)``, so bad data never
+    # reaches a kernel; train_epoch ends with ``self._check_params_finite()``.
     @abstractmethod
     def train_epoch(self, X: np.ndarray, y: np.ndarray) -> EpochStats:
-        """One pass over (X, y) in an order drawn from the model's own generator."""
+        """One pass over (X, y) in an order drawn from the model's own generator. Raises
+        InputError for unusable data, DivergedError when the loss or weights turn non-finite."""
 
     @abstractmethod
     def predict_scores(self, X: np.ndarray) -> np.ndarray:
@@ -187,22 +238,34 @@ class Model(ABC):
         """Mean cross-entropy of the batch and its gradients (per weight, per bias), computed
         the way a training step computes them, without updating anything or counting."""
 
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.argmax(self.predict_scores(X), axis=1)
+
+    def score(self, X: np.ndarray, y: np.ndarray) -> float:
+        """Accuracy in [0, 1]. (predict_scores checks the converted X again: no copy, one
+        min and max.)"""
+        X, y = self._as_data(X, y)
+        return float(np.mean(self.predict(X) == y))
+
     # -- shared behaviour -----------------------------------------------------------------
     def warmup(self) -> None:  # noqa: B027  (a hook: most models need no warm-up)
         """Compile or prime whatever the model needs (outside any measured window).
         Must not change parameters, counts or the random stream."""
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return np.argmax(self.predict_scores(X), axis=1)
-
-    def score(self, X: np.ndarray, y: np.ndarray) -> float:
-        """Accuracy in [0, 1]."""
-        return float(np.mean(self.predict(X) == np.asarray(y)))
-
     def set_params(self, weights: list[np.ndarray], biases: list[np.ndarray]) -> None:
         """Copy parameters in (tests use this to compare models on the same weights)."""
-        if [w.shape for w in weights] != [w.shape for w in self.weights_]:
-            raise ConfigError("set_params: weight shapes do not match the model's layers")
+        for what, new, own in (("weights", weights, self.weights_), ("biases", biases,
+                                                                      self.biases_)):
+            want, got = [a.shape for a in own], [np.shape(a) for a in new]
+            if got != want:
+                raise InputError(
+                    f"set_params {what}: shapes {want} expected, got {got}; pass one array "
+                    "per layer of those shapes"
+                )
+            for i, a in enumerate(new):
+                if not _all_finite(np.asarray(a)):
+                    raise InputError(f"set_params {what}[{i}] holds {_first_bad(a)[0]}: "
+                                     "pass finite parameters")
         for dst, src in zip(self.weights_, weights, strict=True):
             dst[...] = src
         for dst, src in zip(self.biases_, biases, strict=True):
@@ -215,13 +278,141 @@ class Model(ABC):
     def params(self) -> list[tuple[np.ndarray, np.ndarray]]:
         return list(zip(self.weights_, self.biases_, strict=True))
 
-    def _as_input(self, X: np.ndarray) -> np.ndarray:
-        X = np.ascontiguousarray(X, dtype=self.dtype_)
-        if X.ndim != 2 or X.shape[1] != self.config.n_inputs:
-            raise ConfigError(
-                f"input has shape {X.shape}; the model expects (n, {self.config.n_inputs})"
+    def _as_input(self, X: ArrayLike) -> np.ndarray:
+        """X as a C-contiguous array of the model's dtype, or an InputError naming the problem:
+        not numeric, not (n, n_inputs), no rows, or a non-finite value (NaN, inf, or a
+        number the dtype cannot hold)."""
+        n_in = self.config.n_inputs
+        try:
+            raw = np.asarray(X)
+        except (TypeError, ValueError) as exc:  # ragged nested lists
+            raise InputError(
+                f"X cannot be read as an array ({exc}); pass a 2-D numeric array of shape "
+                f"(n, {n_in})"
+            ) from None
+        if raw.dtype.kind not in "biufO":
+            raise InputError(f"X has dtype {raw.dtype}; pass numbers (a float or integer array)")
+        if raw.ndim != 2 or raw.shape[1] != n_in:
+            hint = " (one example: X[None, :])" if raw.shape == (n_in,) else ""
+            raise InputError(
+                f"X has shape {raw.shape}; the model expects (n, {n_in}): pass a 2-D array, "
+                f"one row per example{hint}"
             )
-        return X
+        if raw.shape[0] == 0:
+            raise InputError("X has no rows; pass at least one example")
+        try:
+            with np.errstate(over="ignore"):  # a value too large for the dtype is named below
+                out = np.ascontiguousarray(raw, dtype=self.dtype_)
+        except (TypeError, ValueError) as exc:  # an object array holding non-numbers
+            raise InputError(f"X holds values that are not numbers ({exc}); pass a numeric "
+                             "array") from None
+        if not _all_finite(out):
+            value, (r, c) = _first_bad(out)
+            orig = raw[r, c]
+            if _finite_number(orig):  # finite before the cast: too large for the dtype
+                raise InputError(
+                    f"X holds {float(orig)!r} at row {r}, column {c}, which overflows "
+                    f"{self.dtype_}; scale the inputs or use dtype='float64'"
+                )
+            raise InputError(
+                f"X holds {value} at row {r}, column {c}; replace or drop non-finite values "
+                "before training or predicting"
+            )
+        return out
+
+    def _as_data(self, X: ArrayLike, y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+        """(X, y) checked: X as ``_as_input`` gives it, y as int64 labels, one per row."""
+        X = self._as_input(X)
+        return X, self._as_labels(y, X.shape[0])
+
+    def _as_labels(self, y: ArrayLike, n_rows: int) -> np.ndarray:
+        """y as int64 labels, one per row of X and each in [0, n_classes), or an InputError
+        naming the first bad label, its row and the fix. The kernels index by label without
+        bounds checks, so nothing else may reach them."""
+        C = self.config.n_classes
+        allowed = f"labels must be 0..{C - 1}"
+        try:
+            raw = np.asarray(y)
+        except (TypeError, ValueError) as exc:
+            raise InputError(
+                f"y cannot be read as an array ({exc}); pass one integer label per row of X"
+            ) from None
+        if raw.ndim != 1:
+            raise InputError(f"y has shape {raw.shape}: pass a 1-D array of labels, one per "
+                             "row of X (y.ravel() for a column)")
+        if raw.shape[0] != n_rows:
+            raise InputError(
+                f"y has {raw.shape[0]} labels but X has {n_rows} rows; pass one label per row"
+            )
+        if raw.dtype.kind == "O":
+            try:
+                raw = raw.astype(np.float64)
+            except (TypeError, ValueError):
+                raise InputError(f"y holds values that are not numbers; {allowed}") from None
+        if raw.dtype.kind not in "biuf":
+            raise InputError(f"y has dtype {raw.dtype}; {allowed} (integers)")
+        if raw.dtype.kind == "f":
+            with np.errstate(invalid="ignore"):
+                whole = np.isfinite(raw) & (raw == np.round(raw))
+            if not whole.all():
+                i = int(np.argmin(whole))
+                raise InputError(f"y holds label {float(raw[i])!r} at row {i}, which is not an "
+                                 f"integer; {allowed}")
+        if raw.min() < 0:
+            i = int(np.argmax(raw < 0))
+            raise InputError(f"y holds label {int(raw[i])} at row {i}; {allowed}: fix the labels")
+        top = int(raw.max())
+        if top >= C:
+            i = int(np.argmax(raw >= C))
+            raise InputError(
+                f"y holds label {int(raw[i])} at row {i}, but n_classes={C}: {allowed}; "
+                f"pass n_classes={top + 1} or fix the labels"
+            )
+        return np.ascontiguousarray(raw, dtype=np.int64)
+
+    # -- divergence -------------------------------------------------------------------------
+    def _diverged(self, first: int, count: int, n: int) -> DivergedError:
+        """The error for a non-finite loss in examples first..first+count-1 (0-based positions
+        in this epoch's order) of n; the epoch counts from 1, as the runner's records do."""
+        where = f"example {first + 1}" if count == 1 else f"examples {first + 1}-{first + count}"
+        return DivergedError(
+            f"training diverged at epoch {self.epochs_done_ + 1}, {where} of {n} in training "
+            f"order: the loss became non-finite; lower lr (now {self.config.lr:g})"
+        )
+
+    def _check_params_finite(self) -> None:
+        """After an epoch: weights can overflow while the loss stays finite (a dead ReLU
+        row, say), and then every later use of them is wrong. One pass over the parameters
+        per epoch."""
+        if not all(_all_finite(w) and _all_finite(b) for w, b in self.params()):
+            raise DivergedError(
+                f"training diverged at epoch {self.epochs_done_}: the weights became "
+                f"non-finite (the loss stayed finite); lower lr (now {self.config.lr:g})"
+            )
+
+
+def _all_finite(a: np.ndarray) -> bool:
+    """No NaN or inf: NaN propagates through min and max, inf is one of them, and two
+    reductions allocate nothing (np.isfinite(a).all() would allocate a mask of a's size)."""
+    if a.size == 0:
+        return True
+    if a.dtype.kind in "biu":
+        return True
+    return bool(np.isfinite(a.min()) and np.isfinite(a.max()))
+
+
+def _first_bad(a: ArrayLike) -> tuple[str, tuple[int, ...]]:
+    """The first non-finite value of a and its index (only on the error path)."""
+    arr = np.asarray(a, dtype=np.float64)
+    idx = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+    return repr(float(arr[idx])), idx
+
+
+def _finite_number(v: object) -> bool:
+    try:
+        return math.isfinite(float(v))  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return False
 
 
 def init_params(config: NetConfig, rng: np.random.Generator) -> tuple[list, list]:

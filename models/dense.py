@@ -184,16 +184,14 @@ class DenseNet(Model):
     def loss_and_grads(
         self, X: np.ndarray, y: np.ndarray
     ) -> tuple[float, list[np.ndarray], list[np.ndarray]]:
-        X = self._as_input(X)
-        y = np.asarray(y)
+        X, y = self._as_data(X, y)
         logits, inputs, pre, gates, *_ = self._forward(X, training=True)
         loss, probs = softmax_xent(logits, y)
         grads, _ = self._backward(probs, y, inputs, pre, gates)
         return loss, grads[0::2], grads[1::2]
 
     def train_epoch(self, X: np.ndarray, y: np.ndarray) -> EpochStats:
-        X = self._as_input(X)
-        y = np.asarray(y, dtype=np.int64)
+        X, y = self._as_data(X, y)  # before the kernel: it indexes by label unchecked
         n = X.shape[0]
         order = self.rng_.permutation(n)
         if self.compiled_:
@@ -202,6 +200,7 @@ class DenseNet(Model):
             counts, loss_sum, kept, hidden_fwd = self._train_blas(X, y, order)
         self.mults_ = self.mults_ + counts
         self.epochs_done_ += 1
+        self._check_params_finite()
         hidden_total = n * sum(self.config.hidden)
         return EpochStats(
             n_examples=n,
@@ -225,6 +224,8 @@ class DenseNet(Model):
             Xb, yb = X[idx], y[idx]
             logits, inputs, pre, gates, f_mults, f_hidden, f_kept = self._forward(Xb, True)
             loss, probs = softmax_xent(logits, yb)
+            if not math.isfinite(loss):  # one check per batch: the exact batch is known
+                raise self._diverged(start, len(idx), X.shape[0])
             counts.forward += f_mults + probs.size  # + the softmax normalisation (divisions)
             hidden_fwd += f_hidden
             grads, b_mults = self._backward(probs, yb, inputs, pre, gates)
@@ -253,10 +254,15 @@ class DenseNet(Model):
         for start in range(0, X.shape[0], _KERNEL_CHUNK):
             idx = order[start : start + _KERNEL_CHUNK]
             U = self.rng_.random((len(idx), sum(cfg.hidden))) if draws else no_draws
-            loss_sum += dk.train_chunk(
+            chunk_loss = dk.train_chunk(
                 X, y, idx, self._meta, self._P, opt.velocity_buf, opt.sq_sum_buf, hp, kind,
                 code, gp, U, cnt,
             )
+            # The kernel returns only the chunk's summed loss (NaN propagates through it), so
+            # divergence is located to the chunk, not the example; nothing per example.
+            if not math.isfinite(chunk_loss):
+                raise self._diverged(start, len(idx), X.shape[0])
+            loss_sum += chunk_loss
         counts = MultCounts(
             forward=int(cnt[dk.F_FWD]), backward=int(cnt[dk.F_BWD]), update=int(cnt[dk.F_UPD])
         )
@@ -267,7 +273,10 @@ class DenseNet(Model):
         kind, so nothing of this model changes."""
         if not self.compiled_:
             return
-        tiny = type(self)(self.config.replace(n_inputs=3, n_classes=2, hidden=(4, 3), seed=0))
+        # lr only enters as a value; a tiny lr keeps a diverging setting from failing here.
+        tiny = type(self)(
+            self.config.replace(n_inputs=3, n_classes=2, hidden=(4, 3), seed=0, lr=1e-3)
+        )
         rng = np.random.default_rng(0)
         tiny.train_epoch(rng.random((4, 3)).astype(self.dtype_), np.arange(4) % 2)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import numbers
 import time
 from typing import Any
 
@@ -26,7 +27,7 @@ import numba
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from models.base import EpochStats, Model, MultCounts, softmax_xent
+from models.base import ConfigError, EpochStats, Model, MultCounts, softmax_xent
 from models.lsh import kernels
 from models.lsh.config import LSHConfig
 from models.lsh.hashing import HashFamily, make_family
@@ -162,8 +163,7 @@ class LSHNet(Model):
         return t
 
     def train_epoch(self, X: np.ndarray, y: np.ndarray) -> EpochStats:
-        X = self._as_input(X)
-        y = np.ascontiguousarray(y, dtype=np.int64)
+        X, y = self._as_data(X, y)  # before the kernels: they index by label unchecked
         n = X.shape[0]
         T = self._threads()
         counts = MultCounts()
@@ -197,6 +197,10 @@ class LSHNet(Model):
                                       self.tables_.tab, self.tables_.tsize, self.tables_.sk,
                                       self._dirty, seeds, T, st_cnt, st_loss, st_active, st_pad,
                                       rs, rn, self.record_active)
+                # Each thread's loss accumulates over the epoch and NaN stays NaN: T floats
+                # per segment locate divergence to the segment (not the example).
+                if not np.isfinite(st_loss).all():
+                    raise self._diverged(pos, seg, n)
                 pos += seg
                 self._since_rebuild += seg
                 if self._since_rebuild >= interval:
@@ -217,6 +221,7 @@ class LSHNet(Model):
         counts.hashing += int(tot[3])
         self.mults_ = self.mults_ + counts
         self.epochs_done_ += 1
+        self._check_params_finite()
         if self.record_active:
             self.last_order_ = order
             self.last_active_ = (rec_sets, rec_n)
@@ -278,9 +283,10 @@ class LSHNet(Model):
         self.mults_.inference += mults
         return out
 
-    def loss_and_grads(self, X, y):  # type: ignore[no-untyped-def]
-        X = self._as_input(X)
-        y = np.ascontiguousarray(y, dtype=np.int64)
+    def loss_and_grads(
+        self, X: np.ndarray, y: np.ndarray
+    ) -> tuple[float, list[np.ndarray], list[np.ndarray]]:
+        X, y = self._as_data(X, y)
         self._ensure_tables()
         GW = np.zeros(self._n_w, self.dtype_)
         GB = np.zeros_like(self._B)
@@ -316,6 +322,9 @@ class LSHNet(Model):
         pre-activation, per hidden layer, on ``n_samples`` rows of X drawn with ``seed``.
         Each layer's input is what the sparse network actually feeds it. Diagnostic:
         its multiplications are not counted."""
+        if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) \
+                or n_samples < 1:
+            raise ConfigError(f"bad n_samples={n_samples!r}: must be an integer >= 1")
         X = self._as_input(X)
         rng = np.random.default_rng(seed)
         rows = rng.choice(X.shape[0], size=min(n_samples, X.shape[0]), replace=False)
@@ -363,7 +372,8 @@ class LSHNet(Model):
         tiny = cfg.replace(n_inputs=6, n_classes=2, hidden=(4, 3), K=2, L=2, seed=0,
                            pool_input=min(cfg.pool_input, 2),
                            pool_hidden=min(cfg.pool_hidden, 2), min_count=1,
-                           rebuild_interval=3, active_fraction=0.5)
+                           rebuild_interval=3, active_fraction=0.5,
+                           lr=1e-3)  # a value only; a diverging lr must not fail here
         net = LSHNet(tiny)
         rng = np.random.default_rng(0)
         X = rng.random((8, 6)).astype(self.dtype_)
