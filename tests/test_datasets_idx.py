@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 from pathlib import Path
 
@@ -126,22 +127,87 @@ def _corrupt(folder: Path, what: str) -> Path:
         ("gzip", "corrupt or truncated gzip"),
     ],
 )
-def test_corrupt_files_name_the_file(tmp_path: Path, what: str, words: str) -> None:
+def test_corrupt_files_name_the_file_the_fault_and_the_fix(
+    tmp_path: Path, what: str, words: str
+) -> None:
     _write_set(tmp_path)
     bad = _corrupt(tmp_path, what)
     with pytest.raises(DataError) as err:
         datasets.load("mnist", "train", data_dir=tmp_path)
     msg = str(err.value)
     assert words in msg and str(bad) in msg and "\n" not in msg
+    assert "from http://yann.lecun.com/exdb/mnist/" in msg  # the fix: where to get it again
+    assert "re-download" in msg
+    # Fashion-MNIST's files are fixed from their own publisher.
+    with pytest.raises(DataError, match="fashion-mnist.s3-website"):
+        datasets.load("fashion-mnist", "train", data_dir=tmp_path)
+
+
+def test_debian_files_are_fixed_by_reinstalling_the_package() -> None:
+    source = mnist.source_for("fashion-mnist", mnist.SYSTEM_DIRS["fashion-mnist"][0])
+    assert "apt-get install --reinstall dataset-fashion-mnist" in source
+
+
+def test_unreadable_file_says_how_to_make_it_readable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write_set(tmp_path)
+    target = tmp_path / "train-labels-idx1-ubyte"
+    real = Path.read_bytes
+
+    def denied(self: Path) -> bytes:
+        if self == target:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    with pytest.raises(DataError) as err:
+        datasets.load("mnist", "train", data_dir=tmp_path)
+    msg = str(err.value)
+    assert str(target) in msg and "Permission denied" in msg and f"chmod a+r {target}" in msg
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
+def test_unreadable_file_by_permissions(tmp_path: Path) -> None:
+    _write_set(tmp_path)
+    target = tmp_path / "train-images-idx3-ubyte"
+    target.chmod(0)
+    try:
+        with pytest.raises(DataError, match="chmod a"):
+            datasets.load("mnist", "train", data_dir=tmp_path)
+        rec = {r.name: r for r in datasets.available(tmp_path)}
+        assert not rec["mnist"].available and "chmod" in rec["mnist"].detail
+    finally:
+        target.chmod(0o644)
+
+
+def test_data_dir_that_is_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "mnist.zip"
+    path.write_bytes(b"PK")
+    for name in ("mnist", "smallnorb"):
+        with pytest.raises(DataError) as err:
+            datasets.load(name, "test", data_dir=path)
+        msg = str(err.value)
+        assert str(path) in msg and "is a file, not a folder" in msg and "point --data-dir" in msg
+
+
+def test_file_name_taken_by_a_folder(tmp_path: Path) -> None:
+    _write_set(tmp_path)
+    target = tmp_path / "t10k-images-idx3-ubyte"
+    target.unlink()
+    target.mkdir()
+    with pytest.raises(DataError, match="t10k-images-idx3-ubyte"):
+        datasets.load("mnist", "test", data_dir=tmp_path)
 
 
 def test_missing_directory_and_files(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="data directory not found"):
+    with pytest.raises(DataError, match="data directory not found; point --data-dir"):
         datasets.load("mnist", "train", data_dir=tmp_path / "nope")
     (tmp_path / "train-images-idx3-ubyte").write_bytes(b"")
-    with pytest.raises(DataError, match="HASHSPARSE_MNIST_DIR"):
+    with pytest.raises(DataError, match="HASHSPARSE_MNIST_DIR") as err:
         datasets.load("mnist", "train", data_dir=tmp_path)
-    with pytest.raises(DataError, match="file not found"):
+    assert "point --data-dir" in str(err.value) and "yann.lecun.com" in str(err.value)
+    with pytest.raises(DataError, match="file not found; "):
         idx.read_idx(tmp_path / "absent")
 
 
@@ -198,3 +264,13 @@ def test_real_fashion_mnist(monkeypatch: pytest.MonkeyPatch) -> None:
     assert X.shape == (60000, 784) and Xt.shape == (10000, 784)
     assert np.all(np.bincount(y) == 6000) and np.all(np.bincount(yt) == 1000)
     assert X.min() == 0.0 and X.max() == 1.0
+
+
+def test_sizes_whose_product_overflows_read_as_truncated(tmp_path: Path) -> None:
+    _write_set(tmp_path)
+    images = tmp_path / "train-images-idx3-ubyte"
+    images.write_bytes(struct.pack(">BBBB3I", 0, 0, 8, 3, 2**22, 2**21, 2**21))  # 2**64 bytes
+    with pytest.raises(DataError, match="truncated"):
+        datasets.load("mnist", "train", data_dir=tmp_path)
+    rec = {r.name: r for r in datasets.available(tmp_path)}["mnist"]
+    assert not rec.available and "truncated" in rec.detail

@@ -125,7 +125,30 @@ def test_corrupt_files_name_the_file(tmp_path: Path, what: str, words: str, part
     with pytest.raises(DataError) as err:
         datasets.load("smallnorb", "test", data_dir=tmp_path, cache_dir=tmp_path / "c")
     msg = str(err.value)
-    assert words in msg and str(dat if part == "dat" else cat) in msg and "\n" not in msg
+    bad = str(dat if part == "dat" else cat)
+    assert words in msg and bad in msg and "\n" not in msg
+    assert "re-download" in msg and "https://cs.nyu.edu/~ylclab/data/norb-v1.0-small/" in msg
+    # The listing finds the same fault from the headers (and the small label file) alone.
+    rec = {r.name: r for r in datasets.available(tmp_path)}["smallnorb"]
+    assert not rec.available and words in rec.detail and bad in rec.detail
+    assert "re-download" in rec.detail
+
+
+def test_implausible_sizes_in_a_header(tmp_path: Path) -> None:
+    """Sizes whose product overflows 64 bits must read as truncated, not wrap around."""
+    _write(tmp_path)
+    dat = _path(tmp_path, "testing", "dat")
+    dat.write_bytes(struct.pack("<IIIIII", DAT, 4, 2**16, 2**16, 2**16, 2**16))  # 2**64
+    with pytest.raises(DataError, match="truncated"):
+        datasets.load("smallnorb", "test", data_dir=tmp_path, cache_dir=tmp_path / "c")
+
+
+def test_listing_checks_gzip_sizes(tmp_path: Path) -> None:
+    _write(tmp_path, gz=True)
+    dat = tmp_path / (NAME.format(split="training", part="dat") + ".gz")
+    dat.write_bytes(dat.read_bytes()[:-500])
+    rec = {r.name: r for r in datasets.available(tmp_path)}["smallnorb"]
+    assert not rec.available and str(dat) in rec.detail and "gzip" in rec.detail
 
 
 def test_missing_files_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

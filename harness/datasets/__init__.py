@@ -10,8 +10,11 @@ set except smallNORB, which is in [-1, 1] (``info(name)["value_range"]``).
 Names: "digits", "mnist", "fashion-mnist", "mnist-5k", "mnist-auto" (= ``resolve_mnist``),
 "mnist8m" (or "mnist8m-k<N>" for N deformed copies per digit), "smallnorb" (alias "norb"),
 "convex", "rectangles", "rectangles-images". ``available()`` says which this machine can load
-and why not; ``info(name)`` gives features, classes, value range, the paper's split sizes, the
-source and every choice a generator makes.
+and why not (checking file headers, sizes and labels, not just presence); ``info(name)`` gives
+features, classes, value range, the paper's split sizes, the source and every choice a
+generator makes. ``provenance(name, data_dir)`` says, for a run's record, what the data were
+loaded from and whether the files matched their published checksums (``verified``: True or
+"unverified: <reason>"); MNIST files offered as Fashion-MNIST (or the reverse) are refused.
 
 ``n`` takes a class-stratified subset drawn from ``seed``. ``seed`` also fixes everything random
 about the data itself: generated sets, the mnist-5k train/test split, which 20,000 smallNORB
@@ -25,8 +28,17 @@ import os
 
 import numpy as np
 
+from harness.datasets.cache import cache_root
 from harness.datasets.mnist import resolve_mnist
-from harness.datasets.registry import Availability, DatasetInfo, available, canonical, info, names
+from harness.datasets.registry import (
+    Availability,
+    DatasetInfo,
+    available,
+    canonical,
+    info,
+    names,
+    provenance,
+)
 from harness.datasets.registry import loader as _loader
 from harness.datasets.stats import class_summary
 from harness.errors import DataError
@@ -39,6 +51,7 @@ __all__ = [
     "info",
     "load",
     "names",
+    "provenance",
     "resolve_mnist",
 ]
 
@@ -57,4 +70,20 @@ def load(
         raise DataError(f"unknown split {split!r}; use 'train' or 'test'")
     real = canonical(name, data_dir)
     X, y = _loader(real)(split, n, data_dir, seed, cache_dir)
-    return np.ascontiguousarray(X, dtype=np.float32), np.ascontiguousarray(y, dtype=np.int64)
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    _check_finite(X, f"{real} {split}", cache_dir)
+    return X, np.ascontiguousarray(y, dtype=np.int64)
+
+
+def _check_finite(X: np.ndarray, what: str, cache_dir: str | os.PathLike[str] | None) -> None:
+    """No NaN or infinity may reach a model. The sum is one cheap pass (values are bounded,
+    so it cannot overflow in float64); only when it is not finite are the rows searched."""
+    if np.isfinite(np.sum(X, dtype=np.float64)):
+        return
+    bad = ~np.isfinite(X)
+    count, first = int(bad.sum()), int(np.flatnonzero(bad.any(axis=1))[0])
+    raise DataError(
+        f"{what}: {count} non-finite value{'s' if count != 1 else ''} (first in example "
+        f"{first}); remove the cache folder {cache_root(cache_dir)} (it will be rebuilt) and "
+        "load again; if it persists, report it as a bug"
+    )

