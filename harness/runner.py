@@ -1,13 +1,15 @@
 """Runs cells: load data, build the model, train epoch by epoch inside measured windows, store.
 
 Each cell is isolated: an exception inside one is stored as a failed record and the sweep goes
-on. A cell with a successful record is not rerun unless ``force`` is set, so an interrupted
-sweep resumes where it stopped. Compilation (``model.warmup()``) happens before any window.
+on; so is a diverged run (a non-finite loss or accuracy), never an "ok" record of nulls. A cell
+with a successful record is not rerun unless ``force`` is set, so an interrupted sweep resumes
+where it stopped. Compilation (``model.warmup()``) happens before any window.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -25,6 +27,7 @@ from harness.errors import UserError
 from harness.experiments import Cell
 from harness.measure import Window, idle_power, measure, split_energy
 from harness.store import ResultStore
+from models.base import DivergedError
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +159,13 @@ def run_cell(
             with measure(meters) as window:
                 stats = model.train_epoch(X, y)
             accuracy = model.score(Xt, yt)  # outside the training window
+            if not (math.isfinite(stats.loss) and math.isfinite(accuracy)):
+                # The models raise DivergedError themselves; this catches any that does not,
+                # so a NaN is stored as a failed cell, never as an "ok" record of nulls.
+                raise DivergedError(
+                    f"training diverged at epoch {epoch}: train loss {stats.loss}, test "
+                    f"accuracy {accuracy}; lower lr"
+                )
             epochs.append(
                 {
                     "epoch": epoch,

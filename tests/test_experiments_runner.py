@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 
 import models
@@ -154,15 +155,41 @@ class _DivergingNet(DenseNet):
         return dataclasses.replace(stats, loss=float("nan"))
 
 
-def test_a_diverged_run_is_stored_as_valid_json(tmp_path):
+def test_a_nan_loss_the_model_let_through_is_stored_as_failed(tmp_path):
+    """A finished epoch with a NaN loss is a diverged cell: failed, not "ok" with nulls."""
     store = ResultStore(tmp_path, "m")
-    cell = _cell("test-diverging", epochs=1)
-    summary = run_cells(
-        [cell], store, [CpuTimeEstimateMeter(cpu_power_w=4.0)], profile="unit", idle_s=0
+    cells = [_cell("test-diverging", epochs=1), _cell("dense", epochs=1)]
+    summary = run_cells(cells, store, [CpuTimeEstimateMeter(cpu_power_w=4.0)], profile="unit",
+                        idle_s=0)
+    assert [cid for cid, _ in summary.failed] == [cells[0].cell_id]
+    bad = json.loads(store.cell_path("unit", cells[0].cell_id).read_text())
+    assert bad["status"] == "failed" and "epochs" not in bad
+    assert bad["error"].startswith("DivergedError: training diverged at epoch 1: train loss nan")
+    assert bad["error"].endswith("; lower lr")
+    assert json.loads(store.cell_path("unit", cells[1].cell_id).read_text())["status"] == "ok"
+
+
+@pytest.mark.parametrize("batch_size", [1, 16])  # the compiled path and BLAS
+def test_a_run_that_diverges_is_a_failed_cell_and_the_sweep_goes_on(tmp_path, batch_size):
+    store = ResultStore(tmp_path, "m")
+    huge = dataclasses.replace(
+        _cell("dense", epochs=2),
+        settings={**_cell("dense").settings, "optimizer": "sgd", "lr": 1e20,
+                  "batch_size": batch_size},
     )
-    assert not summary.failed
-    record = json.loads(store.cell_path("unit", cell.cell_id).read_text())
-    assert record["status"] == "ok" and record["epochs"][0]["train_loss"] is None
+    cells = [huge, _cell("dense", epochs=1)]
+    with np.errstate(all="ignore"):
+        summary = run_cells(cells, store, [CpuTimeEstimateMeter(cpu_power_w=4.0)],
+                            profile="unit", idle_s=0)
+    assert [cid for cid, _ in summary.failed] == [huge.cell_id]
+    bad = json.loads(store.cell_path("unit", huge.cell_id).read_text())
+    assert bad["status"] == "failed"
+    assert bad["error"].startswith("DivergedError: training diverged at epoch 1, example")
+    assert "of 300 in training order: the loss became non-finite; lower lr (now 1e+20)" in (
+        bad["error"]
+    )
+    good = json.loads(store.cell_path("unit", cells[1].cell_id).read_text())
+    assert good["status"] == "ok" and np.isfinite(good["epochs"][0]["train_loss"])
 
 
 def test_dense_minibatch_reference_runs_once_per_dataset_with_every_node():
