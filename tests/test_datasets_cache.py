@@ -9,6 +9,7 @@ import pytest
 
 from harness import datasets
 from harness.datasets import cache, registry
+from harness.errors import DataError
 
 
 def _builder(counter: list[int], value: int = 7):
@@ -87,3 +88,66 @@ def test_env_var_and_dataset_rebuild(tmp_path: Path, monkeypatch: pytest.MonkeyP
     np.testing.assert_array_equal(y, y2)
     with np.load(files[0]) as z:  # rebuilt and valid again
         assert z["X"].shape == (40, 784)
+
+
+def _float_builder(counter: list[int]):
+    def build() -> dict[str, np.ndarray]:
+        counter.append(1)
+        return {"X": np.full((4, 3), 0.5, np.float32), "y": np.arange(4)}
+
+    return build
+
+
+def test_non_finite_cached_values_are_rebuilt_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[int] = []
+    key = {"size": 4, "seed": 0, "version": 1}
+    cache.cached("toy", key, _float_builder(calls), tmp_path)
+    path = cache.cache_path("toy", key, tmp_path)
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["X"][1, 2] = np.nan  # consistent checksum, impossible content
+    data = {k: v for k, v in arrays.items() if not k.startswith("__")}
+    arrays["__checksum__"] = np.array(cache.checksum(data))
+    np.savez(path, **arrays)
+    with caplog.at_level("WARNING", logger="harness.datasets.cache"):
+        out = cache.cached("toy", key, _float_builder(calls), tmp_path)
+    assert len(calls) == 2 and np.isfinite(out["X"]).all()
+    warned = [r.getMessage() for r in caplog.records]
+    assert any("non-finite" in m and str(path) in m for m in warned), warned
+
+
+def test_cache_from_another_layout_is_rebuilt(tmp_path: Path) -> None:
+    """A file with this name and key but not the arrays this version stores (an older
+    layout): rebuilt, never handed back with a missing array."""
+    calls: list[int] = []
+    key = {"size": 4, "seed": 0, "version": 1}
+    path = cache.cache_path("toy", key, tmp_path)
+    path.parent.mkdir(parents=True)
+    old = {"images": np.zeros((4, 3), np.uint8)}
+    np.savez(
+        path,
+        **old,
+        __key__=np.array(cache.key_text("toy", key)),
+        __checksum__=np.array(cache.checksum(old)),
+    )
+    out = cache.cached("toy", key, _builder(calls), tmp_path, expect=("X", "y"))
+    assert len(calls) == 1 and set(out) == {"X", "y"}
+
+
+def test_non_finite_loaded_values_are_an_error_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(split, n, data_dir, seed, cache_dir):
+        X = np.zeros((5, 4), np.float32)
+        X[3, 1] = np.inf
+        return X, np.arange(5)
+
+    monkeypatch.setattr(registry, "loader", lambda name: broken)
+    monkeypatch.setattr(datasets, "_loader", lambda name: broken)
+    with pytest.raises(DataError) as err:
+        datasets.load("convex", "train", cache_dir=tmp_path)
+    msg = str(err.value)
+    assert "convex train" in msg and "1 non-finite value" in msg and "example 3" in msg
+    assert str(tmp_path / "datasets") in msg and "rebuilt" in msg

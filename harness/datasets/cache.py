@@ -3,7 +3,8 @@
 Layout: ``<cache root>/datasets/<name>-<16 hex digits>.npz``, where the hex digits are a hash
 of the full key (dataset name, sizes, seed, generator version, source files). Each file also
 stores the key itself (``__key__``) and a SHA-256 of its arrays (``__checksum__``); a file whose
-key or checksum does not match, or that cannot be read, is rebuilt, never used. Files are
+key or checksum does not match, that lacks an expected array (another version's layout), holds
+NaN or infinity, or cannot be read, is rebuilt with a warning, never used. Files are
 written to a temporary name in the same folder and renamed into place (``os.replace``), so a
 crash never leaves a half-written cache file under the real name.
 
@@ -18,7 +19,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +69,9 @@ def checksum(arrays: Mapping[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def _read(path: Path, text: str) -> Arrays | None:
-    """The cached arrays if the file is intact and was built for exactly this key."""
+def _read(path: Path, text: str, expect: Collection[str] = ()) -> Arrays | None:
+    """The cached arrays if the file is intact, was built for exactly this key, holds the
+    ``expect``-ed arrays and no NaN or infinity."""
     try:
         with np.load(path, allow_pickle=False) as z:
             stored_key = str(z[_KEY])
@@ -84,6 +86,14 @@ def _read(path: Path, text: str) -> Arrays | None:
     if stored_sum != checksum(arrays):
         log.warning("cache file %s fails its checksum; rebuilding it", path)
         return None
+    missing = sorted(set(expect) - set(arrays))
+    if missing:  # written by another version of this code, under the same key
+        log.warning("cache file %s lacks the arrays %s; rebuilding it", path, missing)
+        return None
+    for k, a in arrays.items():
+        if a.dtype.kind in "fc" and not np.isfinite(a).all():
+            log.warning("cache file %s holds non-finite values in %r; rebuilding it", path, k)
+            return None
     return arrays
 
 
@@ -109,15 +119,17 @@ def cached(
     key: Mapping[str, Any],
     build: Callable[[], Arrays],
     cache_dir: str | os.PathLike[str] | None = None,
+    expect: Collection[str] = ("X", "y"),
 ) -> Arrays:
-    """Arrays for ``key`` from the cache, or from ``build()`` (then stored).
+    """Arrays for ``key`` from the cache, or from ``build()`` (then stored). A cached file
+    must hold the ``expect``-ed arrays.
 
     The cache is an optimisation: if it cannot be written (read-only disk, full disk) the
     freshly built arrays are still returned, with a warning."""
     text = key_text(name, key)
     path = cache_path(name, key, cache_dir)
     if path.exists():
-        arrays = _read(path, text)
+        arrays = _read(path, text, expect)
         if arrays is not None:
             log.debug("dataset %s from cache %s", name, path)
             return arrays
