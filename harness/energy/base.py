@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,6 +20,40 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 MODES = ("measured", "estimated", "unavailable")
+
+# Plausibility bounds: a window implying more power than this is a meter fault (a counter
+# reset, a misread, a wrap that was not one), so its reading is "unavailable", never measured.
+# Generous on purpose: the largest server sockets draw ~500 W, GPU boards ~1,200 W.
+MAX_CPU_DOMAIN_POWER_W = 1000.0  # per RAPL package or DRAM domain
+MAX_GPU_POWER_W = 2000.0  # per GPU
+# Counters tick (RAPL ~1 ms, NVML ~100 ms) and a read may be descheduled: energy up to this
+# many seconds at the bound is allowed on top of the window's duration.
+RAPL_SLACK_S = 0.05
+NVML_SLACK_S = 0.25
+
+
+def implausible_power(
+    energy_j: float, duration_s: float, max_power_w: float, slack_s: float
+) -> str:
+    """Why ``energy_j`` over ``duration_s`` cannot be right, or "" when it is plausible."""
+    if not math.isfinite(energy_j) or energy_j < 0:
+        return f"energy of {energy_j!r} J is not a finite amount >= 0"
+    if not math.isfinite(duration_s) or duration_s < 0:
+        return f"the clock went backwards ({duration_s:.3g} s window)"
+    if energy_j <= max_power_w * (duration_s + slack_s):
+        return ""
+    power = f"{energy_j / duration_s:.0f} W" if duration_s > 0 else "unbounded power"
+    return (
+        f"{energy_j:.6g} J in {duration_s:.3g} s is {power}, above the plausible "
+        f"{max_power_w:.0f} W"
+    )
+
+
+def check_positive(name: str, value: float) -> float:
+    """``value`` as a float when it is finite and > 0; else ValueError naming ``name``."""
+    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0 (got {value!r})")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -45,6 +80,16 @@ class EnergyReading:
             raise ValueError(
                 f"{self.domain}: energy_j must be None exactly when mode is 'unavailable' "
                 f"(got energy_j={self.energy_j!r}, mode={self.mode!r})"
+            )
+        if self.energy_j is not None and not (
+            isinstance(self.energy_j, int | float)
+            and math.isfinite(self.energy_j)
+            and self.energy_j >= 0
+        ):
+            # null in a stored record means unavailable: a non-finite figure must not get there
+            raise ValueError(
+                f"{self.domain}: energy_j must be a finite number of joules >= 0 "
+                f"(got {self.energy_j!r})"
             )
         if self.mode == "unavailable" and not self.reason:
             raise ValueError(f"{self.domain}: an unavailable reading needs a reason")

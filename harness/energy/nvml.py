@@ -5,7 +5,9 @@ meter uses the cumulative energy counter (mJ, Volta and newer) where the GPU has
 samples power in a background thread and integrates it (trapezoid). NVML counters update about
 every 100 ms: short windows are warned about and a window that reads exactly 0 J is reported as
 unavailable, never as 0 J. A GPU the model did not run on is reported as idle draw that is not
-the model's cost (``attributable=False``). Under MIG, figures are for the whole physical GPU.
+the model's cost (``attributable=False``). A counter going back, a window implying more than
+``MAX_GPU_POWER_W`` or a power sample above it, or a clock going back, is unavailable with the
+reason: a meter fault is never a measurement. Under MIG, figures are for the whole physical GPU.
 """
 
 from __future__ import annotations
@@ -17,7 +19,14 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from harness.energy.base import EnergyReading, Meter
+from harness.energy.base import (
+    MAX_GPU_POWER_W,
+    NVML_SLACK_S,
+    EnergyReading,
+    Meter,
+    check_positive,
+    implausible_power,
+)
 from harness.errors import MeterError
 
 log = logging.getLogger(__name__)
@@ -127,6 +136,7 @@ class NvmlMeter(Meter):
         start_sampler: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        sample_interval_s = check_positive("sample_interval_s", sample_interval_s)  # before init
         try:
             self._nv = adapter if adapter is not None else PynvmlAdapter()
             self._nv.init()
@@ -195,15 +205,15 @@ class NvmlMeter(Meter):
         while not self._stop.wait(self.sample_interval_s):
             self.sample()
 
-    def _integrate(self, i: int, t0: float, t1: float) -> tuple[float, int]:
-        """Trapezoid integral of GPU ``i``'s power over [t0, t1] in J, and samples used."""
+    def _integrate(self, i: int, t0: float, t1: float) -> tuple[float, list[float]]:
+        """Trapezoid integral of GPU ``i``'s power over [t0, t1] in J, and the samples used."""
         with self._lock:
             times, powers = self._samples[i]
             lo = bisect.bisect_left(times, t0)
             hi = bisect.bisect_right(times, t1)
             ts, ps = times[lo:hi], powers[lo:hi]
         energy_j = sum((ts[k + 1] - ts[k]) * (ps[k + 1] + ps[k]) / 2.0 for k in range(len(ts) - 1))
-        return energy_j, len(ts)
+        return energy_j, ps
 
     def close(self) -> None:
         self._stop.set()
@@ -251,6 +261,14 @@ class NvmlMeter(Meter):
         t_end = self.sample() if self.power_gpus else self._clock()
         duration_s = t_end - start["t"]
         out = []
+        if duration_s < 0:
+            why = f"the clock went backwards ({duration_s:.3g} s window)"
+            return [
+                self._finish(
+                    i, None, COUNTER_SOURCE if i in self.counter_gpus else POWER_SOURCE, [why]
+                )
+                for i in self.gpus
+            ]
         for i in self.gpus:
             if i in self.counter_gpus:
                 out.append(self._counter_reading(i, start["counter"][i], duration_s))
@@ -301,6 +319,9 @@ class NvmlMeter(Meter):
                     f"update period; measure >= {COUNTER_MIN_WINDOW_S:g} s (20 s for 1%)"
                 ],
             )
+        why = implausible_power(delta_mj / 1000.0, duration_s, MAX_GPU_POWER_W, NVML_SLACK_S)
+        if why:
+            return self._finish(i, None, COUNTER_SOURCE, [f"energy counter not plausible: {why}"])
         problems = []
         if duration_s < COUNTER_MIN_WINDOW_S:
             problems.append(
@@ -310,9 +331,22 @@ class NvmlMeter(Meter):
         return self._finish(i, delta_mj / 1000.0, COUNTER_SOURCE, problems)
 
     def _power_reading(self, i: int, t0: float, t1: float, duration_s: float) -> EnergyReading:
-        energy_j, n = self._integrate(i, t0, t1)
-        if n < 2:
-            return self._finish(i, None, POWER_SOURCE, [f"only {n} power sample(s) in the window"])
+        energy_j, powers = self._integrate(i, t0, t1)
+        if len(powers) < 2:
+            return self._finish(
+                i, None, POWER_SOURCE, [f"only {len(powers)} power sample(s) in the window"]
+            )
+        bad = [p for p in powers if not 0 <= p <= MAX_GPU_POWER_W]  # NaN fails both tests too
+        if bad:
+            return self._finish(
+                i,
+                None,
+                POWER_SOURCE,
+                [
+                    f"{len(bad)} power sample(s) not plausible, e.g. {bad[0]:.0f} W (outside "
+                    f"0 to {MAX_GPU_POWER_W:.0f} W)"
+                ],
+            )
         if energy_j == 0.0:
             return self._finish(
                 i, None, POWER_SOURCE, ["power read 0 W throughout the window; not trusted"]

@@ -3,17 +3,27 @@
 That release reads the same powercap files as ``harness.energy.rapl`` but: does not track
 wrap-around (a wrapped window gives a negative delta, or None when every socket wrapped),
 crashes on machines without a DRAM zone, fails ``setup()`` on multi-die parts and when SMT is
-off. Here every one of those becomes an "unavailable" reading with its reason; this meter never
+off. It also reports whatever the counters say: a window implying more than the plausible
+power per domain (``MAX_CPU_DOMAIN_POWER_W``), or not a number, is unavailable too. Here every
+one of those becomes an "unavailable" reading with its reason; this meter never
 raises into a run. Prefer the ``rapl`` backend; use this one to cross-check it.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from harness.energy.base import EnergyReading, Meter
+from harness.energy.base import (
+    MAX_CPU_DOMAIN_POWER_W,
+    RAPL_SLACK_S,
+    EnergyReading,
+    Meter,
+    implausible_power,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +56,10 @@ class PyRaplMeter(Meter):
     mode = "measured"
     min_window_s = 0.2
 
-    def __init__(self, module: ModuleType | None = None) -> None:
+    def __init__(
+        self, module: ModuleType | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._clock = clock
         self._problem = ""  # set when pyRAPL cannot measure at all
         self._note = ""
         self._sockets: list[int] = [0]
@@ -107,7 +120,7 @@ class PyRaplMeter(Meter):
         try:
             m = self._pyrapl.Measurement("harness-window")
             m.begin()
-            return m
+            return m, self._clock()
         except Exception as exc:
             return f"pyRAPL begin failed: {type(exc).__name__}: {exc}"
 
@@ -116,17 +129,19 @@ class PyRaplMeter(Meter):
             return self._all_unavailable(self._problem)
         if isinstance(start, str):
             return self._all_unavailable(start)
+        measurement, t0 = start
         try:
-            start.end()
-            result = start.result
+            measurement.end()
+            result = measurement.result
         except Exception as exc:
             return self._all_unavailable(f"pyRAPL end failed: {type(exc).__name__}: {exc}")
-        out = self._per_socket("cpu-package", getattr(result, "pkg", None))
+        duration_s = self._clock() - t0
+        out = self._per_socket("cpu-package", getattr(result, "pkg", None), duration_s)
         if self._has_dram:
-            out += self._per_socket("dram", getattr(result, "dram", None))
+            out += self._per_socket("dram", getattr(result, "dram", None), duration_s)
         return out
 
-    def _per_socket(self, kind: str, values: Any) -> list[EnergyReading]:
+    def _per_socket(self, kind: str, values: Any, duration_s: float) -> list[EnergyReading]:
         wrapped = (
             "pyRAPL 0.2.3.1 does not track counter wrap-around; the counter wrapped inside "
             "this window (use the rapl backend, which does)"
@@ -154,6 +169,13 @@ class PyRaplMeter(Meter):
                         domain, SOURCE, f"negative delta {value_uj:g} uJ: {wrapped}"
                     )
                 )
+                continue
+            why = implausible_power(
+                value_uj * 1e-6, duration_s, MAX_CPU_DOMAIN_POWER_W, RAPL_SLACK_S
+            )
+            if why:
+                log.warning("pyRAPL %s: %s", domain, why)
+                out.append(EnergyReading.unavailable(domain, SOURCE, f"not plausible: {why}"))
                 continue
             out.append(EnergyReading(domain, value_uj * 1e-6, "measured", SOURCE))
         return out

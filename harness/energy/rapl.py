@@ -6,6 +6,12 @@ the packages and a package contains its core and uncore zones, so those are left
 Per-die package zones that mirror one counter (multi-die Zen 1 and 2) are detected by equal
 deltas and counted once. Counters wrap at ``max_energy_range_uj``; a background poller reads
 them more often than range / (2 x peak power) so every wrap is seen and added back.
+
+Readings are checked, not trusted: a counter file that is not a whole number in
+[0, max_energy_range_uj], a decrease that would be an implausible wrap (the energy it implies
+over the time since the last read exceeds ``MAX_CPU_DOMAIN_POWER_W``), a jump or a window
+above that power, a clock going back, or reads failing for longer than a wrap takes, make the
+window "unavailable" with the reason: never a measured number.
 """
 
 from __future__ import annotations
@@ -13,12 +19,20 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.energy.base import EnergyReading, Meter
+from harness.energy.base import (
+    MAX_CPU_DOMAIN_POWER_W,
+    RAPL_SLACK_S,
+    EnergyReading,
+    Meter,
+    check_positive,
+    implausible_power,
+)
 from harness.errors import MeterError
 
 log = logging.getLogger(__name__)
@@ -113,36 +127,97 @@ def discover_zones(
     return zones
 
 
+def parse_counter(text: str, path: Path, max_range_uj: int | None) -> int:
+    """A counter file's value in uJ; ValueError, naming the file, for what no counter holds."""
+    value = text.strip()
+    if not re.fullmatch(r"-?[0-9]+", value):
+        raise ValueError(f"{path} holds {value!r}, not a whole number of microjoules")
+    raw = int(value)
+    if raw < 0:
+        raise ValueError(f"{path} holds {raw}, a negative energy counter")
+    if max_range_uj is not None and raw > max_range_uj:
+        raise ValueError(f"{path} holds {raw}, above its max_energy_range_uj {max_range_uj}")
+    return raw
+
+
 class _WrapCounter:
     """A zone's counter extended past its wraps: raw + wraps x max_energy_range_uj.
 
     Every read (poller, window begin, window end) goes through ``read_extended`` under one
-    lock, so a decrease is seen, and counted as one wrap, exactly once.
+    lock, so each step between two reads is judged exactly once. A decrease is a wrap only if
+    the energy it implies (up to the top and on from 0) is plausible for the time between the
+    reads; otherwise, like an implausible jump, a clock going back, a wrap that cannot be
+    sized, or reads failing for longer than a wrap takes, it is a *problem*: windows that
+    span one are unavailable, with its reason.
     """
 
-    def __init__(self, zone: PowercapZone, reader: Callable[[Path], str]) -> None:
+    def __init__(
+        self, zone: PowercapZone, reader: Callable[[Path], str], clock: Callable[[], float]
+    ) -> None:
         self.zone = zone
         self._reader = reader
+        self._clock = clock
         self._lock = threading.Lock()
         self._last_raw: int | None = None
+        self._last_t = 0.0  # clock at the last successful read
+        self._failing = False  # a read failed since the last successful one
         self.wraps = 0
-        self.unknown_wraps = 0  # decreases seen while max_energy_range_uj is unknown
+        self.problems = 0  # count only: a broken counter polled for hours must not grow memory
+        self.last_problem = ""
 
     def read_raw(self) -> int:
-        return int(self._reader(self.zone.energy_file).strip())
+        path = self.zone.energy_file
+        return parse_counter(self._reader(path), path, self.zone.max_energy_range_uj)
 
     def read_extended(self) -> tuple[int, int]:
-        """(extended counter in uJ, unknown wraps so far)."""
+        """(extended counter in uJ, problems so far)."""
         with self._lock:
-            raw = self.read_raw()
-            if self._last_raw is not None and raw < self._last_raw:
-                if self.zone.max_energy_range_uj is None:
-                    self.unknown_wraps += 1
-                else:
-                    self.wraps += 1
-            self._last_raw = raw
+            try:
+                raw = self.read_raw()
+            except (OSError, ValueError):
+                self._failing = self._last_raw is not None
+                raise
+            t = self._clock()
+            if self._last_raw is not None:
+                self._judge_step(self._last_raw, raw, t - self._last_t)
+            self._last_raw, self._last_t, self._failing = raw, t, False
             span = self.zone.max_energy_range_uj or 0
-            return raw + self.wraps * span, self.unknown_wraps
+            return raw + self.wraps * span, self.problems
+
+    def _judge_step(self, last: int, raw: int, dt: float) -> None:
+        path, span = self.zone.energy_file, self.zone.max_energy_range_uj
+        if dt < 0:
+            return self._problem(f"the clock went backwards between reads of {path}")
+        if span is not None and self._failing and dt > span * 1e-6 / MAX_CPU_DOMAIN_POWER_W:
+            return self._problem(
+                f"{path} was unreadable for {dt:.3g} s, longer than a wrap takes at "
+                f"{MAX_CPU_DOMAIN_POWER_W:.0f} W, so a wrap may have been missed"
+            )
+        if raw >= last:
+            why = implausible_power((raw - last) * 1e-6, dt, MAX_CPU_DOMAIN_POWER_W, RAPL_SLACK_S)
+            if why:
+                self._problem(f"{path} jumped from {last} to {raw} uJ: {why}")
+            return None
+        if span is None:
+            return self._problem(
+                f"counter {path} wrapped but max_energy_range_uj is missing, so the wrap "
+                "cannot be corrected"
+            )
+        why = implausible_power(
+            (raw + span - last) * 1e-6, dt, MAX_CPU_DOMAIN_POWER_W, RAPL_SLACK_S
+        )
+        if why:
+            return self._problem(
+                f"{path} went back from {last} to {raw} uJ: not a plausible wrap ({why}); "
+                "a reset or a misread"
+            )
+        self.wraps += 1
+        return None
+
+    def _problem(self, why: str) -> None:
+        self.problems += 1
+        self.last_problem = why
+        log.warning("RAPL: %s; windows spanning it are unavailable", why)
 
 
 def poll_interval_for(zones: list[PowercapZone], peak_power_w: float) -> float:
@@ -172,7 +247,12 @@ class RaplMeter(Meter):
         start_poller: bool = True,
         peak_power_w: float = ASSUMED_PEAK_POWER_W,
         reader: Callable[[Path], str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        peak_power_w = check_positive("peak_power_w", peak_power_w)
+        if poll_interval_s is not None:
+            poll_interval_s = check_positive("poll_interval_s", poll_interval_s)
+        self._clock = clock
         self.root = Path(sysfs_root) if sysfs_root is not None else DEFAULT_SYSFS_ROOT
         self._reader = reader or (lambda p: read_text(p))  # late-bound for monkeypatching
         if not self.root.is_dir():
@@ -195,7 +275,7 @@ class RaplMeter(Meter):
                 if z.kind == "dram" and parent is not None and parent.kind == "package":
                     chosen.append(z)
                     self._package_of[z.zone_id] = parent
-        self._counters = [_WrapCounter(z, self._reader) for z in chosen]
+        self._counters = [_WrapCounter(z, self._reader, clock) for z in chosen]
         for c in self._counters:  # fail now, with the fix, rather than mid-run
             try:
                 c.read_extended()
@@ -305,36 +385,43 @@ class RaplMeter(Meter):
     def note(self) -> str:
         return self._note
 
-    def begin(self) -> dict[str, tuple[int, int] | str]:
-        start: dict[str, tuple[int, int] | str] = {}
+    def begin(self) -> dict[str, Any]:
+        counters: dict[str, tuple[int, int] | str] = {}
         for c in self._counters:
             try:
-                start[c.zone.zone_id] = c.read_extended()
+                counters[c.zone.zone_id] = c.read_extended()
             except (OSError, ValueError) as exc:
-                start[c.zone.zone_id] = f"read of {c.zone.energy_file} failed at start: {exc}"
-        return start
+                counters[c.zone.zone_id] = f"read of {c.zone.energy_file} failed at start: {exc}"
+        return {"t": self._clock(), "counters": counters}
 
     def end(self, start: Any) -> list[EnergyReading]:
         deltas: dict[str, int | str] = {}
         for c in self._counters:
-            zid = c.zone.zone_id
-            first = start[zid]
-            if isinstance(first, str):
-                deltas[zid] = first
-                continue
-            try:
-                value_uj, unknown = c.read_extended()
-            except (OSError, ValueError) as exc:
-                deltas[zid] = f"read of {c.zone.energy_file} failed at end: {exc}"
-                continue
-            if unknown != first[1]:
-                deltas[zid] = (
-                    f"counter {c.zone.energy_file} wrapped but max_energy_range_uj is missing, "
-                    "so the wrap cannot be corrected"
+            first = start["counters"][c.zone.zone_id]
+            deltas[c.zone.zone_id] = first if isinstance(first, str) else self._delta(c, first)
+        duration_s = self._clock() - start["t"]
+        for zid, delta in deltas.items():
+            # Each step was judged when read; the whole window is judged too (any route).
+            if isinstance(delta, int):
+                why = implausible_power(
+                    delta * 1e-6, duration_s, MAX_CPU_DOMAIN_POWER_W, RAPL_SLACK_S
                 )
-            else:
-                deltas[zid] = value_uj - first[0]
+                if why:
+                    deltas[zid] = f"window reading not plausible: {why}"
+                    log.warning("RAPL %s: %s", zid, deltas[zid])
         return self._readings(deltas)
+
+    @staticmethod
+    def _delta(c: _WrapCounter, first: tuple[int, int]) -> int | str:
+        """uJ since ``first`` (from ``begin``), or why there is no trustworthy figure."""
+        try:
+            value_uj, problems = c.read_extended()
+        except (OSError, ValueError) as exc:
+            return f"read of {c.zone.energy_file} failed at end: {exc}"
+        if problems != first[1]:
+            more = problems - first[1] - 1
+            return c.last_problem + (f" (and {more} more problem(s))" if more else "")
+        return value_uj - first[0]
 
     def _readings(self, deltas: dict[str, int | str]) -> list[EnergyReading]:
         out: list[EnergyReading] = []
