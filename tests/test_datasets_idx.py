@@ -274,3 +274,18 @@ def test_sizes_whose_product_overflows_read_as_truncated(tmp_path: Path) -> None
         datasets.load("mnist", "train", data_dir=tmp_path)
     rec = {r.name: r for r in datasets.available(tmp_path)}["mnist"]
     assert not rec.available and "truncated" in rec.detail
+
+
+def test_mnist_auto_never_silently_replaces_what_the_user_pointed_at(tmp_path: Path) -> None:
+    """It falls back to mnist-5k only where no MNIST file is present at all."""
+    assert datasets.resolve_mnist(tmp_path) == "mnist-5k"  # an empty folder: nothing supplied
+    with pytest.raises(DataError, match="data directory not found"):
+        datasets.resolve_mnist(tmp_path / "typo")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DataError, match="is a file, not a folder"):
+        datasets.load("mnist-auto", "train", data_dir=tmp_path / "file")
+    _write_set(tmp_path / "partial")
+    (tmp_path / "partial" / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(DataError) as err:
+        datasets.resolve_mnist(tmp_path / "partial")
+    assert "t10k-labels-idx1-ubyte[.gz] missing" in str(err.value)

@@ -179,3 +179,13 @@ def test_norb_alias(tmp_path: Path, small_train: None) -> None:
     assert datasets.info("norb")["alias_for"] == "smallnorb" and "norb" in datasets.names()
     rec = {r.name: r for r in datasets.available(tmp_path)}
     assert rec["norb"].available and "smallnorb" in rec["norb"].detail
+
+
+def test_partial_folder_names_the_missing_file(tmp_path: Path) -> None:
+    _write(tmp_path)
+    missing = _path(tmp_path, "training", "cat")
+    missing.unlink()
+    with pytest.raises(DataError) as err:
+        datasets.load("smallnorb", "test", data_dir=tmp_path)
+    msg = str(err.value)
+    assert f"{missing.name}[.gz] missing" in msg and "cs.nyu.edu" in msg

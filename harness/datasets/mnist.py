@@ -60,6 +60,10 @@ DEBIAN_SOURCE = "Debian (apt-get install --reinstall dataset-fashion-mnist)"
 SHAPE, N_CLASSES = (28, 28), 10
 
 
+class FilesAbsent(DataError):
+    """None of a dataset's files is anywhere it looked (not: some are, or they are broken)."""
+
+
 def source_for(kind: str, folder: Path) -> str:
     """Where the files in ``folder`` can be had again: Debian's package for its folder."""
     system = [d.resolve() for d in SYSTEM_DIRS[kind]]
@@ -120,7 +124,7 @@ def find_idx_files(kind: str, data_dir: str | os.PathLike[str] | None = None) ->
             f"(the others are there); put them there, or {pointer}"
         )
     where = ", ".join(str(d) for d in dirs) or "any folder (none configured)"
-    raise DataError(
+    raise FilesAbsent(
         f"{kind} IDX files (train-images-idx3-ubyte[.gz] and the other three) not found in "
         f"{where}; {pointer}"
     )
@@ -303,10 +307,12 @@ def load_mnist5k(seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def resolve_mnist(data_dir: str | os.PathLike[str] | None = None) -> str:
-    """ "mnist" when the full MNIST IDX files can be found, else "mnist-5k"."""
+    """ "mnist" when the full MNIST IDX files can be found, "mnist-5k" when no MNIST file is
+    anywhere it looked. A ``data_dir`` that is missing or a file, or a folder with only some
+    of the files, is an error: silently training on mnist-5k instead would hide it."""
     try:
         find_idx_files("mnist", data_dir)
-    except DataError:
+    except FilesAbsent:
         return "mnist-5k"
     return "mnist"
 

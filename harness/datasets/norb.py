@@ -107,21 +107,33 @@ def find_files(data_dir: str | os.PathLike[str] | None = None) -> dict[str, Path
     """{'train_dat', 'train_cat', 'test_dat', 'test_cat'}: paths (plain preferred over .gz)."""
     check_data_dir(data_dir, "holding the smallNORB .mat files")
     dirs = candidate_dirs(data_dir)
+    pointer = f"point --data-dir (or ${ENV}) at a folder holding them (from {SOURCE})"
+    partial: tuple[Path, list[str]] | None = None
     for folder in dirs:
         found: dict[str, Path] = {}
+        missing: list[str] = []
         for split, word in (("train", "training"), ("test", "testing")):
             for part in ("dat", "cat"):
                 name = FILE.format(split=word, part=part)
                 for cand in (folder / name, folder / (name + ".gz")):
                     if cand.is_file():
                         found.setdefault(f"{split}_{part}", cand)
-        if len(found) == 4:
+                if f"{split}_{part}" not in found:
+                    missing.append(name)
+        if not missing:
             return found
+        if found and partial is None:
+            partial = (folder, missing)
+    if partial is not None:  # a folder with some of the files: say which are missing
+        folder, missing = partial
+        raise DataError(
+            f"{folder}: smallNORB file(s) {', '.join(n + '[.gz]' for n in missing)} missing "
+            f"(the others are there); put them there, or {pointer}"
+        )
     where = ", ".join(str(d) for d in dirs) or "any folder (none configured)"
     raise DataError(
         f"smallNORB files ({FILE.format(split='training', part='dat')}[.gz] and the other "
-        f"three) not found in {where}; point --data-dir (or ${ENV}) at a folder holding them "
-        f"(from {SOURCE})"
+        f"three) not found in {where}; {pointer}"
     )
 
 
