@@ -19,14 +19,16 @@ import sys
 import time
 from pathlib import Path
 
+from harness.__main__ import CPU_POWER_W, Bounded, OneLineParser
 from harness.errors import UserError
 from harness.experiments import EXPERIMENTS, PROFILES
+from harness.measure import MAX_IDLE_S
 
 log = logging.getLogger("run_all")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--profile",
         default="smoke",
@@ -96,13 +98,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--cpu-power-w",
-        type=float,
+        type=CPU_POWER_W,
         default=None,
         help="assumed power per logical CPU for the CPU-time estimate (watts)",
     )
     p.add_argument(
         "--idle-s",
-        type=float,
+        type=Bounded("seconds", 0.0, MAX_IDLE_S, hint="0 skips the idle measurement"),
         default=None,
         help="seconds of idle-power measurement before the runs "
         "(default: 1 for smoke, 5 otherwise; 0 to skip)",
@@ -119,7 +121,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "then exit without training or writing results",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="log every epoch")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def run(args: argparse.Namespace) -> Path | None:
@@ -214,7 +220,10 @@ def run(args: argparse.Namespace) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    try:
+        args = parse_args(argv)
+    except SystemExit as exc:  # --help (0), or a bad option whose one line is printed (2)
+        return int(exc.code or 0)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

@@ -10,11 +10,53 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NoReturn
 
+from harness.energy.estimate import MAX_W_PER_LOGICAL_CPU
 from harness.errors import UserError
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An option mistake is one line on stderr and exit status 2 (no usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+@dataclass(frozen=True)
+class Bounded:
+    """argparse ``type=`` for a number in [low, high] (``low`` excluded with ``open_low``).
+
+    ``float`` alone lets "inf", "nan" and "1e999" through, and nothing downstream can store
+    what they produce; every numeric option goes through this instead.
+    """
+
+    unit: str
+    low: float
+    high: float
+    open_low: bool = False
+    hint: str = ""
+
+    def __call__(self, text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        above_low = value > self.low if self.open_low else value >= self.low
+        if math.isfinite(value) and above_low and value <= self.high:
+            return value
+        low = f"{'>' if self.open_low else '>='} {self.low:g}"
+        raise argparse.ArgumentTypeError(
+            f"must be a finite number of {self.unit} {low} and <= {self.high:g} "
+            f"(got {text!r}){'; ' + self.hint if self.hint else ''}"
+        )
+
+
+CPU_POWER_W = Bounded("watts per logical CPU", 0.0, MAX_W_PER_LOGICAL_CPU, open_low=True)
 
 
 def _backend_list(text: str) -> list[str]:
@@ -22,7 +64,7 @@ def _backend_list(text: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m harness", description="Energy-aware benchmark harness for hash-sparse DL"
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log details")
@@ -52,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     env.add_argument(
         "--cpu-power-w",
-        type=float,
+        type=CPU_POWER_W,
         default=None,
         metavar="W",
         help="watts per logical CPU for the CPU-time estimate (default: TDP table or 4 W assumed)",
@@ -201,7 +243,10 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0), or a bad option whose one line is printed (2)
+        return int(exc.code or 0)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

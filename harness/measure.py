@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -19,10 +20,28 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.energy.base import EnergyReading, Meter
+from harness.errors import UserError
 
 log = logging.getLogger(__name__)
 
 SPREAD_WARN = 0.10  # warn when (max - min) / median reaches 10%
+MAX_IDLE_S = 3600.0  # an idle baseline longer than an hour is a typo, not a protocol
+
+
+class MeasureError(UserError, ValueError):
+    """A measurement setting is out of range (idle seconds, repeats)."""
+
+
+def check_idle_s(seconds: float) -> float:
+    """``seconds`` as a float when it is a finite idle duration in [0, MAX_IDLE_S]."""
+    if not (
+        isinstance(seconds, int | float) and math.isfinite(seconds) and 0 <= seconds <= MAX_IDLE_S
+    ):
+        raise MeasureError(
+            f"idle seconds must be a finite number >= 0 and <= {MAX_IDLE_S:g} (got {seconds!r}); "
+            "0 skips the idle baseline"
+        )
+    return float(seconds)
 
 
 @dataclass
@@ -122,7 +141,11 @@ def idle_power(
 
     Take it on the same meters just before a block of runs. Estimated domains are left out:
     the CPU-time model counts only this process's CPU time, so it has no idle term.
+    ``seconds`` must be finite and within [0, ``MAX_IDLE_S``] (``MeasureError`` otherwise);
+    0 measures nothing and returns {} (a zero-length window has no power to divide out).
     """
+    if check_idle_s(seconds) == 0:
+        return {}
     with measure(meters) as w:
         sleep(seconds)
     if w.wall_s <= 0:
@@ -217,7 +240,9 @@ def repeat(
     when windows are too short for a meter.
     """
     if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
+        raise MeasureError(f"repeats must be >= 1, got {repeats}")
+    if warmup < 0:
+        raise MeasureError(f"warmup must be >= 0, got {warmup}")
     for _ in range(warmup):
         fn()
     windows = []

@@ -125,4 +125,4 @@ def test_env_command_subprocess():
 @pytest.mark.parametrize("bad", [["--cpu-power-w", "-1"]])
 def test_env_rejects_bad_power(bad, capsys):
     assert main(["env", *bad]) == 2
-    assert "cpu_power_w" in capsys.readouterr().err
+    assert "--cpu-power-w" in capsys.readouterr().err

@@ -15,6 +15,7 @@ Two models:
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Any
 
@@ -24,6 +25,27 @@ from harness.errors import MeterError
 log = logging.getLogger(__name__)
 
 ASSUMED_W_PER_LOGICAL_CPU = 4.0  # CodeCarbon's constant when only the thread count is known
+# A user-set power above this per logical CPU is a typo (whole sockets draw ~500 W at most).
+MAX_W_PER_LOGICAL_CPU = 1000.0
+
+
+def check_cpu_power_w(cpu_power_w: float) -> float:
+    """``cpu_power_w`` as a float when it is watts per logical CPU in (0, 1000]; else MeterError.
+
+    An infinite or NaN power would give an estimate no record can store (it would read back as
+    null, which means unavailable), so it is refused here, before any window.
+    """
+    if not (
+        isinstance(cpu_power_w, int | float)
+        and math.isfinite(cpu_power_w)
+        and 0 < cpu_power_w <= MAX_W_PER_LOGICAL_CPU
+    ):
+        raise MeterError(
+            f"bad cpu_power_w={cpu_power_w!r}: must be a finite number of watts per logical "
+            f"CPU, > 0 and <= {MAX_W_PER_LOGICAL_CPU:g}"
+        )
+    return float(cpu_power_w)
+
 
 # Processor name fragment -> (TDP in W, hardware threads of one processor), vendor data sheets.
 TDP_TABLE: dict[str, tuple[float, int]] = {
@@ -50,9 +72,8 @@ def cpu_power_per_logical_cpu(
 ) -> tuple[float, str]:
     """(watts per logical CPU, how that number was obtained) for the CPU-time model."""
     if cpu_power_w is not None:
-        if not cpu_power_w > 0:
-            raise MeterError(f"bad cpu_power_w={cpu_power_w!r}: must be watts per logical CPU, > 0")
-        return float(cpu_power_w), f"{float(cpu_power_w)} W/logical CPU, user-set"
+        cpu_power_w = check_cpu_power_w(cpu_power_w)
+        return cpu_power_w, f"{cpu_power_w} W/logical CPU, user-set"
     if cpu_model:
         for fragment, (tdp_w, threads) in TDP_TABLE.items():
             if fragment in cpu_model:

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import ModuleType
 
 from harness.energy.base import Meter
-from harness.energy.estimate import CpuTimeEstimateMeter
+from harness.energy.estimate import CpuTimeEstimateMeter, check_cpu_power_w
 from harness.energy.nvml import NvmlAdapter, NvmlMeter
 from harness.energy.pyrapl_meter import PyRaplMeter
 from harness.energy.rapl import RaplMeter
@@ -69,6 +69,8 @@ def select_meters(
     idle draw, not the model's cost (the default, all GPUs idle, fits the CPU models here).
     ``cpu_power_w`` overrides the CPU-time estimate's watts per logical CPU.
     """
+    if cpu_power_w is not None:
+        check_cpu_power_w(cpu_power_w)  # refused even where RAPL makes the estimate unused
     forced = _names(include, "include")
     excluded = _names(exclude, "exclude") or set()
     if forced is not None and forced & excluded:

@@ -1,0 +1,188 @@
+"""Bad option values: one line and exit 2 from both entry points, before any expensive work;
+the library refuses them too, so a null energy is never stored as "estimated"."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.__main__ import Bounded, build_parser
+from harness.__main__ import main as harness_main
+from harness.energy import CpuTimeEstimateMeter, select_meters
+from harness.errors import MeterError
+from harness.measure import MeasureError, idle_power
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_run_all() -> Any:
+    spec = importlib.util.spec_from_file_location("run_all", ROOT / "run_all.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+run_all = _load_run_all()
+
+# Every numeric option of both entry points, with the values each must refuse.
+COMMON_BAD = ["-1", "nan", "-nan", "inf", "-inf", "1e999", "1e9", "abc", ""]
+OPTIONS = {
+    ("run_all", "--cpu-power-w"): [*COMMON_BAD, "0", "-0", "1000.5"],
+    ("run_all", "--idle-s"): [*COMMON_BAD, "3600.5", "-0.001"],
+    ("harness env", "--cpu-power-w"): [*COMMON_BAD, "0", "1000.5"],
+}
+GOOD = {
+    ("run_all", "--cpu-power-w"): ["0.5", "1000"],
+    ("run_all", "--idle-s"): ["0", "2.5", "3600"],
+    ("harness env", "--cpu-power-w"): ["4", "1e3"],
+}
+CASES = [(entry, opt, value) for (entry, opt), values in OPTIONS.items() for value in values]
+
+
+def _parsers() -> dict[str, argparse.ArgumentParser]:
+    """Each entry point's parser and sub-command parser, by the name used in OPTIONS."""
+    parsers = {"run_all": run_all.build_parser()}
+    for action in build_parser()._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                parsers[f"harness {name}"] = sub
+    return parsers
+
+
+def test_the_table_covers_every_numeric_option_of_both_entry_points():
+    numeric = set()
+    for entry, parser in _parsers().items():
+        for action in parser._actions:
+            assert action.type not in (float, int), (
+                f"{entry} {action.option_strings}: plain float/int lets inf and nan through; "
+                "use harness.__main__.Bounded"
+            )
+            if isinstance(action.type, Bounded):
+                numeric.add((entry, action.option_strings[-1]))
+    assert numeric == set(OPTIONS) == set(GOOD)
+
+
+def _forbid_expensive_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.energy
+    import harness.machine
+    import harness.measure
+    import harness.plan
+    import harness.runner
+
+    def boom(*a: Any, **k: Any) -> Any:
+        raise AssertionError("expensive work started before the option was checked")
+
+    for module, name in [
+        (harness.plan, "plan_text"),
+        (harness.plan, "calibrate_rates"),
+        (harness.energy, "select_meters"),
+        (harness.measure, "idle_power"),
+        (harness.runner, "run_cells"),
+        (harness.runner, "idle_power"),
+        (harness.machine, "fingerprint"),
+    ]:
+        monkeypatch.setattr(module, name, boom)
+
+
+def _exit_code(entry: str, argv: list[str]) -> int:
+    main = run_all.main if entry == "run_all" else harness_main
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+
+
+@pytest.mark.parametrize(("entry", "option", "value"), CASES)
+def test_bad_value_is_one_line_and_exit_2_before_any_work(
+    entry, option, value, capsys, monkeypatch, tmp_path
+):
+    _forbid_expensive_work(monkeypatch)
+    argv = [f"{option}={value}", "--results", str(tmp_path / "r")]
+    if entry == "harness env":
+        argv = ["env", f"{option}={value}"]
+    assert _exit_code(entry, argv) == 2
+    out = capsys.readouterr()
+    lines = out.err.strip().splitlines()
+    assert len(lines) == 1, out.err
+    assert option in lines[0] and "finite number" in lines[0] and repr(value) in lines[0]
+    assert "Traceback" not in out.err and out.out == ""
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    ("entry", "option", "value"),
+    [(e, o, v) for (e, o), values in GOOD.items() for v in values],
+)
+def test_sane_values_are_accepted(entry, option, value):
+    if entry == "run_all":
+        args = run_all.parse_args([option, value])
+    else:
+        args = build_parser().parse_args(["env", option, value])
+    assert getattr(args, option.lstrip("-").replace("-", "_")) == float(value)
+
+
+def test_idle_message_says_what_is_allowed(capsys):
+    assert _exit_code("run_all", ["--idle-s", "inf"]) == 2
+    err = capsys.readouterr().err
+    assert "--idle-s" in err and ">= 0" in err and "<= 3600" in err and "'inf'" in err
+
+
+# -- the library layer ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [math.inf, -math.inf, math.nan, 0.0, -1.0, 1e6])
+def test_cpu_time_estimate_refuses_bad_power(bad):
+    with pytest.raises(MeterError) as info:
+        CpuTimeEstimateMeter(cpu_power_w=bad, cpu_model="x")
+    assert "cpu_power_w" in str(info.value) and "finite" in str(info.value)
+
+
+def test_bad_cpu_power_refused_even_when_rapl_measures(tmp_path):
+    zone = tmp_path / "intel-rapl:0"
+    zone.mkdir()
+    (zone / "name").write_text("package-0\n")
+    (zone / "energy_uj").write_text("0\n")
+    (zone / "max_energy_range_uj").write_text("262143328850\n")
+    with pytest.raises(MeterError, match="cpu_power_w"):
+        select_meters(sysfs_root=tmp_path, exclude=["nvml"], cpu_power_w=math.inf)
+
+
+class _Meter:
+    """Records whether a window was opened."""
+
+    name = "m"
+    source = "m"
+    domains = ("cpu-package-0",)
+    min_window_s = 0.0
+
+    def __init__(self) -> None:
+        self.begun = 0
+
+    def begin(self) -> None:
+        self.begun += 1
+
+    def end(self, start: object) -> list:
+        return []
+
+
+@pytest.mark.parametrize("bad", [math.inf, -math.inf, math.nan, -1.0, 3601.0, 1e12])
+def test_idle_power_refuses_bad_seconds_before_sleeping(bad):
+    slept: list[float] = []
+    meter = _Meter()
+    with pytest.raises(MeasureError, match="idle seconds") as info:
+        idle_power([meter], seconds=bad, sleep=slept.append)  # type: ignore[list-item]
+    assert isinstance(info.value, ValueError) and "\n" not in str(info.value)
+    assert slept == [] and meter.begun == 0
+
+
+def test_idle_power_of_zero_seconds_measures_nothing():
+    slept: list[float] = []
+    meter = _Meter()
+    assert idle_power([meter], seconds=0, sleep=slept.append) == {}  # type: ignore[list-item]
+    assert slept == [] and meter.begun == 0
