@@ -128,6 +128,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return build_parser().parse_args(argv)
 
 
+def _check_writable(folder: Path) -> None:
+    """Fail now, in one line, where results cannot be stored: not after a cell has trained."""
+    from harness.store import atomic_write_text
+
+    probe = folder / ".write-probe"
+    atomic_write_text(probe, "")
+    probe.unlink(missing_ok=True)
+
+
 def run(args: argparse.Namespace) -> Path | None:
     from tqdm import tqdm
 
@@ -159,6 +168,8 @@ def run(args: argparse.Namespace) -> Path | None:
                 f"nothing to run: profile {args.profile!r} has no runs of "
                 f"{sorted(chosen)} in {list(experiments)}"
             )
+        if not args.plan:
+            _check_writable(store.machine_dir)
         # What will run, and (except for the seconds-long smoke profile) how long it should
         # take here, from per-model rates measured by a short calibration.
         calibrate = args.plan or args.profile != "smoke"
@@ -185,9 +196,16 @@ def run(args: argparse.Namespace) -> Path | None:
                 "used": {m.name: m.note or m.source for m in meters},
                 "not_used": meters.skipped,
             }
-            store.write_machine(fingerprint)
+            # machine.json is written beside the first record this sweep stores, not before:
+            # a sweep that stops on its data (or on anything before a cell finishes) leaves
+            # the previous machine.json, which describes the records already there, as it was.
+            wrote_machine = False
 
             def progress(cell, status):  # type: ignore[no-untyped-def]
+                nonlocal wrote_machine
+                if status != "skipped" and not wrote_machine:
+                    store.write_machine(fingerprint)
+                    wrote_machine = True
                 bar.set_postfix_str(f"{cell.model} {cell.dataset}: {status}", refresh=False)
                 bar.update()
 
@@ -201,6 +219,8 @@ def run(args: argparse.Namespace) -> Path | None:
                 idle_s=idle_s,
                 on_cell=progress,
             )
+            if not wrote_machine and not (store.machine_dir / "machine.json").exists():
+                store.write_machine(fingerprint)  # every cell was stored already
         print(
             f"{len(summary.done)} runs done, {len(summary.skipped)} already stored, "
             f"{len(summary.failed)} failed in {time.perf_counter() - started:.1f} s; "

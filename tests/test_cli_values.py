@@ -1,10 +1,12 @@
 """Bad option values: one line and exit 2 from both entry points, before any expensive work;
-the library refuses them too, so a null energy is never stored as "estimated"."""
+the library refuses them too, so a null energy is never stored as "estimated"; and a sweep
+that stops on its data leaves the previous machine.json as it was."""
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ import pytest
 from harness.__main__ import Bounded, build_parser
 from harness.__main__ import main as harness_main
 from harness.energy import CpuTimeEstimateMeter, select_meters
-from harness.errors import MeterError
+from harness.errors import DataError, MeterError
 from harness.measure import MeasureError, idle_power
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -186,3 +188,84 @@ def test_idle_power_of_zero_seconds_measures_nothing():
     meter = _Meter()
     assert idle_power([meter], seconds=0, sleep=slept.append) == {}  # type: ignore[list-item]
     assert slept == [] and meter.begun == 0
+
+
+# -- machine.json and a sweep that fails on its data -------------------------------------------
+
+OLD_MACHINE = '{"marker": "the machine that made the stored records"}\n'
+
+
+@pytest.fixture
+def sweep(tmp_path, monkeypatch):
+    """run_all in-process on the smoke profile, two models, with cells faked by ``script``."""
+    import harness.machine
+    import harness.plan
+    import harness.runner
+    import reports.html
+
+    monkeypatch.setenv("HASHSPARSE_MACHINE_ID", "box")
+    monkeypatch.setattr(harness.machine, "fingerprint", lambda: {"cpu": {"model": "new"}})
+    monkeypatch.setattr(harness.plan, "plan_text", lambda *a, **k: "plan")
+    monkeypatch.setattr(reports.html, "build_report", lambda *a, **k: tmp_path / "index.html")
+    calls: list[str] = []
+
+    def run(script: list[str]) -> int:
+        def fake_run_cell(cell, data, meters, idle):  # type: ignore[no-untyped-def]
+            calls.append(cell.cell_id)
+            if script[min(len(calls), len(script)) - 1] == "data":
+                raise DataError(f"dataset {cell.dataset} is corrupt; delete its cache")
+            return {
+                "experiment": cell.experiment,
+                "cell_id": cell.cell_id,
+                "dataset": {"name": cell.dataset},
+                "model": {"name": cell.model},
+                "epochs": [],
+            }
+
+        monkeypatch.setattr(harness.runner, "run_cell", fake_run_cell)
+        argv = ["--profile", "smoke", "--models", "dense", "dropout", "--idle-s", "0"]
+        argv += ["--no-meter", "nvml", "--results", str(tmp_path / "results")]
+        return _exit_code("run_all", argv)
+
+    return tmp_path / "results" / "box", run, calls
+
+
+def test_sweep_failing_on_data_leaves_machine_json_untouched(sweep, capsys):
+    folder, run, calls = sweep
+    folder.mkdir(parents=True)
+    (folder / "machine.json").write_text(OLD_MACHINE)
+    assert run(["data"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == "error: dataset digits is corrupt; delete its cache"
+    assert "Traceback" not in err
+    assert calls  # the first cell was tried
+    assert (folder / "machine.json").read_text() == OLD_MACHINE
+    assert sorted(p.name for p in folder.iterdir()) == ["machine.json"]  # no probe left
+
+
+def test_sweep_failing_on_data_writes_no_machine_json_where_there_was_none(sweep):
+    folder, run, _ = sweep
+    assert run(["data"]) == 2
+    assert not (folder / "machine.json").exists()
+
+
+def test_machine_json_is_written_with_the_first_stored_record(sweep):
+    folder, run, calls = sweep
+    folder.mkdir(parents=True)
+    (folder / "machine.json").write_text(OLD_MACHINE)
+    assert run(["ok", "data"]) == 2  # the second cell fails on its data
+    assert len(calls) == 2
+    machine = json.loads((folder / "machine.json").read_text())
+    assert machine["cpu"] == {"model": "new"} and "energy_meters" in machine
+    (stored,) = [p for p in folder.glob("*/*.json")]
+    assert json.loads(stored.read_text())["cell_id"] == calls[0]
+
+
+def test_machine_json_restored_when_every_cell_was_stored(sweep):
+    folder, run, calls = sweep
+    assert run(["ok"]) == 0
+    n = len(calls)
+    (folder / "machine.json").unlink()
+    assert run(["ok"]) == 0
+    assert len(calls) == n  # nothing rerun
+    assert json.loads((folder / "machine.json").read_text())["cpu"] == {"model": "new"}
