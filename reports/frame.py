@@ -39,6 +39,48 @@ def _current(path: Path, data: dict[str, Any]) -> bool:
     return True
 
 
+# What the frames read from every epoch of a successful record.
+_EPOCH_KEYS = (
+    "epoch",
+    "cpu_s",
+    "train_loss",
+    "test_accuracy",
+    "active_fraction",
+    "computed_fraction",
+)
+
+
+def _malformed(rec: dict[str, Any]) -> str:
+    """What makes ``rec`` unusable for the frames ("" when nothing does)."""
+    for key in ("model", "dataset"):
+        part = rec.get(key)
+        if not isinstance(part, dict) or not isinstance(part.get("name"), str):
+            return f"{key!r} is missing or not an object with a name"
+    settings = rec["model"].get("config") or rec["model"].get("settings", {})
+    if not isinstance(settings, dict):
+        return "the model's config is not an object"
+    if not isinstance(rec["dataset"].get("n_train"), int | None):
+        return "the dataset's n_train is not a whole number"
+    for key in ("experiment", "cell_id"):
+        if not isinstance(rec.get(key), str):
+            return f"{key!r} is missing or not a string"
+    if rec.get("status") != "ok":
+        return ""  # a failed cell has no epochs
+    epochs = rec.get("epochs")
+    if not isinstance(epochs, list) or not all(isinstance(e, dict) for e in epochs):
+        return "'epochs' is missing or not a list of objects"
+    for ep in epochs:
+        missing = [k for k in _EPOCH_KEYS if k not in ep]
+        if missing:
+            return f"an epoch lacks {missing}"
+        mults = ep.get("mults")
+        if not isinstance(ep.get("wall_s"), int | float) or not (
+            isinstance(mults, dict) and isinstance(mults.get("training"), int | float)
+        ):
+            return "an epoch's wall_s or mults.training is missing or not a number"
+    return ""
+
+
 def _kind(domain: str, attributable: bool) -> str:
     kind = "gpu" if domain.startswith("gpu") else "cpu"
     return kind if attributable else f"{kind}_idle"
@@ -109,6 +151,10 @@ def load_results(roots: list[Path] | Path) -> Results:
             machine_rows.append({"machine": mfile.parent.name, **_flat_machine(data)})
         for path, rec in iter_records(root):
             if not _current(path, rec):
+                continue
+            problem = _malformed(rec)
+            if problem:  # one bad record must not cost the report
+                log.warning("skipping %s: %s; delete it to rerun that cell", path, problem)
                 continue
             machine = path.parent.parent.name
             facts = _cell_facts(rec, machine)
