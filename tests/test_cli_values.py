@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -227,7 +228,13 @@ def sweep(tmp_path, monkeypatch):
         argv += ["--no-meter", "nvml", "--results", str(tmp_path / "results")]
         return _exit_code("run_all", argv)
 
-    return tmp_path / "results" / "box", run, calls
+    # run_all.main configures logging for a program: undo it for the tests that follow
+    root, measure_log = logging.getLogger(), logging.getLogger("harness.measure")
+    saved = list(root.handlers), root.level, measure_log.level
+    yield tmp_path / "results" / "box", run, calls
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+    measure_log.setLevel(saved[2])  # setLevel also clears the loggers' cached levels
 
 
 def test_sweep_failing_on_data_leaves_machine_json_untouched(sweep, capsys):
