@@ -6,13 +6,21 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PROFILE ?= smoke
-EXTRAS := dev,data,rapl,gpu
+EXTRAS := dev,data,rapl,gpu,torch
+# torch (the `torch` extra, for torch-dense) goes in first, pinned, so the extra's `torch>=2.4`
+# is already met: here and in CI the pin is a CPU-only build that pip takes from local disk,
+# while an unpinned torch would make pip fetch a CUDA build of several GB. Skipped when .venv
+# already has torch. Elsewhere pick the build for a fresh .venv (pytorch.org/get-started/locally):
+#   GPU:      make test TORCH_PIP='torch --index-url https://download.pytorch.org/whl/cu128'
+#   CPU only: make test TORCH_PIP='torch --index-url https://download.pytorch.org/whl/cpu'
+TORCH_PIP ?= torch==2.13.0
 
 .PHONY: run test bench bench-batch1 lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -c 'import torch' 2>/dev/null || $(PY) -m pip install --quiet $(TORCH_PIP)
 	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
