@@ -44,6 +44,14 @@ def redownload(source: str, what: str = "it") -> str:
     return f"re-download {what} from {source}"
 
 
+def some_missing(folder: Path, what: str, missing: list[str], pointer: str) -> DataError:
+    """The error for a folder holding only some of a dataset's files: names the missing ones."""
+    return DataError(
+        f"{folder}: {what} file(s) {', '.join(n + '[.gz]' for n in missing)} missing "
+        f"(the others are there); put them there, or {pointer}"
+    )
+
+
 def fault(path: object, what: str, source: str, fix: str | None = None) -> DataError:
     """The one-line error for a bad file: the file, the fault, the fix."""
     return DataError(f"{path}: {what}; {fix or redownload(source)}")

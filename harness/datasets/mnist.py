@@ -118,11 +118,7 @@ def find_idx_files(kind: str, data_dir: str | os.PathLike[str] | None = None) ->
         if files and partial is None:
             partial = (folder, missing)
     if partial is not None:  # a folder with some of the files: say which are missing
-        folder, missing = partial
-        raise DataError(
-            f"{folder}: {kind} IDX file(s) {', '.join(n + '[.gz]' for n in missing)} missing "
-            f"(the others are there); put them there, or {pointer}"
-        )
+        raise idx.some_missing(partial[0], f"{kind} IDX", partial[1], pointer)
     where = ", ".join(str(d) for d in dirs) or "any folder (none configured)"
     raise FilesAbsent(
         f"{kind} IDX files (train-images-idx3-ubyte[.gz] and the other three) not found in "

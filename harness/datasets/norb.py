@@ -30,6 +30,7 @@ from harness.datasets.idx import (
     read_bytes,
     read_header,
     redownload,
+    some_missing,
 )
 from harness.datasets.split import stratified_subset
 from harness.errors import DataError
@@ -125,11 +126,7 @@ def find_files(data_dir: str | os.PathLike[str] | None = None) -> dict[str, Path
         if found and partial is None:
             partial = (folder, missing)
     if partial is not None:  # a folder with some of the files: say which are missing
-        folder, missing = partial
-        raise DataError(
-            f"{folder}: smallNORB file(s) {', '.join(n + '[.gz]' for n in missing)} missing "
-            f"(the others are there); put them there, or {pointer}"
-        )
+        raise some_missing(partial[0], "smallNORB", partial[1], pointer)
     where = ", ".join(str(d) for d in dirs) or "any folder (none configured)"
     raise DataError(
         f"smallNORB files ({FILE.format(split='training', part='dat')}[.gz] and the other "
