@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PROFILE ?= smoke
-EXTRAS := dev,data,rapl,gpu,torch
+EXTRAS := dev,data,rapl,gpu,torch,dask
 # torch (the `torch` extra, for torch-dense) goes in first, pinned, so the extra's `torch>=2.4`
 # is already met: here and in CI the pin is a CPU-only build that pip takes from local disk,
 # while an unpinned torch would make pip fetch a CUDA build of several GB. Skipped when .venv

@@ -1,9 +1,10 @@
 """A best-effort fingerprint of the machine a result came from, and a stable machine id.
 
 Every item is read on its own; anything unreadable is left out (logged at debug level), so
-``fingerprint()`` never raises. ``machine_id()`` names the machine's results folder: the
-``HASHSPARSE_MACHINE_ID`` environment variable when set, else a sanitised hostname plus a short
-hash of stable hardware facts (CPU model, core count, memory, GPUs).
+``fingerprint()`` never raises. ``machine_id(name)`` names the machine's results folder: the
+user's ``name`` (``--machine-id``) when given, else a sanitised hostname plus a short hash of
+stable hardware facts (CPU model, core count, memory, GPUs). ``code_version()`` is the commit
+(and whether it had uncommitted changes) that every record stores.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-MACHINE_ID_ENV = "HASHSPARSE_MACHINE_ID"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LIBRARIES = (
     "numpy",
@@ -214,8 +214,9 @@ def git_state(repo: Path = REPO_ROOT) -> dict[str, Any] | None:
 # -- the fingerprint and the id -------------------------------------------------------------
 
 
-def fingerprint() -> dict[str, Any]:
-    """What the machine is, as plain data for a result record; unreadable items omitted."""
+def fingerprint(machine_id_: str | None = None) -> dict[str, Any]:
+    """What the machine is, as plain data for a result record; unreadable items omitted.
+    ``machine_id_`` is the user's name for the machine, if any (see ``machine_id``)."""
     cpu = {
         "model": cpu_model(),
         "logical_cores": os.cpu_count(),
@@ -225,7 +226,7 @@ def fingerprint() -> dict[str, Any]:
         "architecture": _safe("architecture", platform.machine) or None,
     }
     info: dict[str, Any] = {
-        "machine_id": machine_id(),
+        "machine_id": machine_id(machine_id_),
         "hostname": _safe("hostname", socket.gethostname),
         "os": _safe("os", platform.platform),
         "cpu": {k: v for k, v in cpu.items() if v is not None},
@@ -246,16 +247,15 @@ def sanitize_id(text: str) -> str:
     return cleaned[:64]
 
 
-def machine_id() -> str:
-    """The user's HASHSPARSE_MACHINE_ID, else hostname + hash of stable hardware facts."""
-    override = os.environ.get(MACHINE_ID_ENV, "")
-    if override.strip():
-        cleaned = sanitize_id(override)
+def machine_id(name: str | None = None) -> str:
+    """The user's ``name`` (made folder-safe), else hostname + hash of stable hardware facts."""
+    if name and name.strip():
+        cleaned = sanitize_id(name)
         if cleaned:
-            if cleaned != override:
-                log.warning("%s=%r used as %r (folder-safe)", MACHINE_ID_ENV, override, cleaned)
+            if cleaned != name:
+                log.warning("machine id %r used as %r (folder-safe)", name, cleaned)
             return cleaned
-        log.warning("%s=%r has no usable characters; ignored", MACHINE_ID_ENV, override)
+        log.warning("machine id %r has no usable characters; ignored", name)
     memory = memory_bytes()
     gpu = gpus()
     facts = [
@@ -268,3 +268,36 @@ def machine_id() -> str:
     digest = hashlib.sha256("|".join(facts).encode()).hexdigest()[:8]
     host = sanitize_id(_safe("hostname", socket.gethostname) or "") or "machine"
     return f"{host[:40]}-{digest}"
+
+
+def code_version() -> dict[str, Any]:
+    """The code that runs: the package version, and the git commit and dirty flag when this is
+    a git checkout (as ``harness.record.CodeVersion`` stores them)."""
+    try:
+        version = importlib.metadata.version("hashsparse-energy")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown (not installed)"
+    git = git_state() or {}
+    return {"package_version": version, "commit": git.get("commit"), "dirty": git.get("dirty")}
+
+
+def commit_is_older(commit: str | None, than: str, repo: Path = REPO_ROOT) -> bool:
+    """True when ``commit`` is a strict ancestor of ``than``: the cells ``--rerun-older-than``
+    reruns. A commit this checkout does not know (another branch, a newer clone) or none at
+    all cannot be placed, so it is kept (``--force`` reruns everything). ``than`` must name a
+    commit here."""
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True,
+                              timeout=10, check=False)
+
+    resolved = git("rev-parse", "--verify", "--quiet", f"{than}^{{commit}}").stdout.strip()
+    if not resolved:
+        from harness.errors import UserError
+
+        raise UserError(f"--rerun-older-than {than!r} is not a commit of {repo}; name a commit "
+                        "(e.g. HEAD~3 or a hash from `git log`)")
+    if commit is None or git("cat-file", "-e", f"{commit}^{{commit}}").returncode != 0:
+        return False
+    if commit == resolved:
+        return False
+    return git("merge-base", "--is-ancestor", commit, resolved).returncode == 0

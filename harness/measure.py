@@ -1,4 +1,4 @@
-"""The measurement protocol: windows, idle baseline, net energy, repeats, stability warnings.
+"""The measurement protocol: windows, idle baseline, net energy, short-window warnings.
 
 This layer never touches sysfs or NVML; it only calls the meters' ``begin``/``end``::
 
@@ -11,9 +11,9 @@ This layer never touches sysfs or NVML; it only calls the meters' ``begin``/``en
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
-import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -21,10 +21,10 @@ from typing import Any
 
 from harness.energy.base import EnergyReading, Meter
 from harness.errors import UserError
+from harness.record import EnergyRow
 
 log = logging.getLogger(__name__)
 
-SPREAD_WARN = 0.10  # warn when (max - min) / median reaches 10%
 MAX_IDLE_S = 3600.0  # an idle baseline longer than an hour is a typo, not a protocol
 
 
@@ -55,14 +55,6 @@ class Window:
 
     def reading(self, domain: str) -> EnergyReading | None:
         return next((r for r in self.readings if r.domain == domain), None)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "wall_s": self.wall_s,
-            "cpu_s": self.cpu_s,
-            "readings": [r.to_dict() for r in self.readings],
-            "warnings": list(self.warnings),
-        }
 
 
 @contextlib.contextmanager
@@ -111,11 +103,14 @@ def _end(meter: Meter, start: Any) -> list[EnergyReading]:
         problem = f"meter failed at window start: {start.error}"
     else:
         try:
-            return meter.end(start)
+            return [dataclasses.replace(r, meter=meter.name) for r in meter.end(start)]
         except Exception as exc:
             log.warning("meter %s failed at window end: %s", meter.name, exc)
             problem = f"meter failed at window end: {exc}"
-    return [EnergyReading.unavailable(d, meter.source, problem) for d in meter.domains]
+    return [
+        dataclasses.replace(EnergyReading.unavailable(d, meter.source, problem), meter=meter.name)
+        for d in meter.domains
+    ]
 
 
 def short_window_warnings(window: Window, meters: Sequence[Meter]) -> list[str]:
@@ -157,121 +152,30 @@ def idle_power(
     }
 
 
-@dataclass(frozen=True)
-class EnergySplit:
-    """Gross, idle and net energy of one domain over one window, kept apart."""
-
-    domain: str
-    gross_j: float
-    idle_power_w: float | None
-    idle_j: float | None
-    net_j: float | None
-    mode: str
-    source: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
 def net_energy(gross_j: float, idle_power_w: float, duration_s: float) -> float:
     """Net energy: gross minus idle power x duration (may be slightly negative from noise)."""
     return gross_j - idle_power_w * duration_s
 
 
-def split_energy(window: Window, idle_w: dict[str, float]) -> list[EnergySplit]:
-    """Gross / idle / net per domain of ``window``; net only where an idle power is known."""
+def energy_rows(window: Window, idle_w: dict[str, float]) -> list[EnergyRow]:
+    """One long-form row per domain of ``window``: gross, and idle/net where the domain's idle
+    power was measured. Unavailable readings stay, with their reason."""
     out = []
     for r in window.readings:
-        if r.energy_j is None:
-            continue
-        p = idle_w.get(r.domain) if r.mode == "measured" else None
-        idle_j = None if p is None else p * window.wall_s
-        net_j = None if p is None else net_energy(r.energy_j, p, window.wall_s)
-        out.append(EnergySplit(r.domain, r.energy_j, p, idle_j, net_j, r.mode, r.source))
-    return out
-
-
-# -- repeats --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Summary:
-    """Median and spread of one quantity over repeated windows."""
-
-    median: float
-    min: float
-    max: float
-    n: int
-
-    @property
-    def spread_rel(self) -> float:
-        """(max - min) / median; inf when the median is 0."""
-        if self.median == 0:
-            return 0.0 if self.max == self.min else float("inf")
-        return (self.max - self.min) / abs(self.median)
-
-    @classmethod
-    def of(cls, values: Sequence[float]) -> Summary:
-        return cls(
-            float(statistics.median(values)), float(min(values)), float(max(values)), len(values)
+        p = idle_w.get(r.domain) if r.mode == "measured" and r.energy_j is not None else None
+        out.append(
+            EnergyRow(
+                domain=r.domain,
+                device="gpu" if r.domain.startswith("gpu") else "cpu",
+                meter=r.meter,
+                mode=r.mode,
+                source=r.source,
+                attributable=r.attributable,
+                gross_j=r.energy_j,
+                idle_power_w=p,
+                idle_j=None if p is None else p * window.wall_s,
+                net_j=None if p is None else net_energy(r.energy_j, p, window.wall_s),  # type: ignore[arg-type]
+                reason=r.reason,
+            )
         )
-
-
-@dataclass
-class RepeatResult:
-    windows: list[Window]
-    wall_s: Summary
-    cpu_s: Summary
-    energy_j: dict[str, Summary]  # per domain, only domains with energy in every window
-    modes: dict[str, str]  # domain -> mode, so estimates stay labelled
-    warnings: list[str]
-
-
-def repeat(
-    fn: Callable[[], Any],
-    meters: Sequence[Meter],
-    repeats: int = 5,
-    warmup: int = 1,
-    sync: Callable[[], None] | None = None,
-) -> RepeatResult:
-    """Run ``fn`` ``warmup`` times unmeasured, then ``repeats`` times each in its own window.
-
-    Warns (in the result and the log) when a quantity's spread reaches 10% of its median, and
-    when windows are too short for a meter.
-    """
-    if repeats < 1:
-        raise MeasureError(f"repeats must be >= 1, got {repeats}")
-    if warmup < 0:
-        raise MeasureError(f"warmup must be >= 0, got {warmup}")
-    for _ in range(warmup):
-        fn()
-    windows = []
-    for _ in range(repeats):
-        with measure(meters, sync=sync) as w:
-            fn()
-        windows.append(w)
-    window_warnings = list(dict.fromkeys(m for w in windows for m in w.warnings))
-    extra: list[str] = []  # found here; the window warnings were logged already
-    wall = Summary.of([w.wall_s for w in windows])
-    cpu = Summary.of([w.cpu_s for w in windows])
-    energy: dict[str, Summary] = {}
-    modes: dict[str, str] = {}
-    domains = dict.fromkeys(r.domain for w in windows for r in w.readings)
-    for d in domains:
-        rs = [w.reading(d) for w in windows]
-        vals = [r.energy_j for r in rs if r is not None and r.energy_j is not None]
-        if len(vals) == len(windows):
-            energy[d] = Summary.of(vals)
-            modes[d] = rs[0].mode  # type: ignore[union-attr]
-        else:
-            extra.append(f"{d}: energy unavailable in {len(windows) - len(vals)} window(s)")
-    if repeats >= 2:
-        for label, s in [("wall time", wall), *((f"{d} energy", s) for d, s in energy.items())]:
-            if s.spread_rel >= SPREAD_WARN:
-                extra.append(
-                    f"{label} varies by {s.spread_rel:.0%} of its median over {s.n} repeats: "
-                    "close other programs, fix the CPU frequency governor, or repeat more"
-                )
-    for msg in extra:
-        log.warning(msg)
-    return RepeatResult(windows, wall, cpu, energy, modes, window_warnings + extra)
+    return out

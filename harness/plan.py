@@ -60,7 +60,7 @@ from harness import datasets
 from harness.datasets import mnist, norb, registry
 from harness.errors import DataError
 from harness.experiments import Cell
-from harness.store import ResultStore, iter_records
+from harness.store import ResultStore, State, iter_records
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,8 @@ def summarise(
     sizes = _Sizes(data_dir)
     shapes = [_shape(c, sizes) for c in cells]
     stored = [
-        store is not None and not force and store.finished(c.experiment, c.cell_id) for c in cells
+        store is not None and not force and store.state(c.experiment, c.cell_id)[0] is State.OK
+        for c in cells
     ]
     counts: dict[str, Counter[str]] = {f: Counter() for f in FACETS}
     for cell, shape in zip(cells, shapes, strict=True):
@@ -270,25 +271,21 @@ def stored_rates(store: ResultStore) -> dict[str, Rate]:
     the median epoch after the first per training example, the inference window per test
     example, and the first epoch's excess as the overhead."""
     found: dict[str, tuple[float, Rate]] = {}
-    for _, record in iter_records(store.root):
-        if record.get("machine_id") != store.machine_id or record.get("status") != "ok":
+    for machine, _, record in iter_records(store.root):
+        if machine != store.machine_id or record.status != "ok" or record.inference is None:
             continue
-        try:
-            config = dict(record["model"]["config"])
-            config.pop("seed", None)
-            key = f"{record['model']['name']} {json.dumps(config, sort_keys=True, default=str)}"
-            walls = [float(e["wall_s"]) for e in record["epochs"]]
-            steady = statistics.median(walls[1:] or walls)
-            inference = record["inference"]
-            rate = Rate(
-                train_s=steady / int(record["dataset"]["n_train"]),
-                infer_s=float(inference["wall_s"]) / max(int(inference["n_examples"]), 1),
-                overhead_s=max(0.0, walls[0] - steady),
-                source="stored record",
-            )
-            created = float(record.get("created_unix_s", 0.0))
-        except (KeyError, TypeError, ValueError, ZeroDivisionError, statistics.StatisticsError):
-            continue
+        config = {k: v for k, v in record.model.config.items() if k != "seed"}
+        key = f"{record.model.name} {json.dumps(config, sort_keys=True, default=str)}"
+        walls = [e.wall_s for e in record.epochs]
+        steady = statistics.median(walls[1:] or walls)
+        inference = record.inference
+        rate = Rate(
+            train_s=steady / max(record.dataset.n_train or 1, 1),
+            infer_s=inference.wall_s / max(inference.n_examples, 1),
+            overhead_s=max(0.0, walls[0] - steady),
+            source="stored record",
+        )
+        created = record.created_unix_s
         if key not in found or created > found[key][0]:
             found[key] = (created, rate)
     return {k: r for k, (_, r) in found.items()}

@@ -1,16 +1,19 @@
 """Stored result records (any number of machines) as tidy pandas frames.
 
-Reads the folders through ``harness.store`` (which owns the layout); never imports models.
+Reads the folders through ``harness.store`` (which owns the layout and skips, with a warning
+each, files that are corrupt, incomplete or of another schema); never imports models.
 
-- ``epochs``: one row per (machine, cell, epoch) with times, accuracy, counts and CPU energy.
+- ``epochs``: one row per (machine, cell, epoch) with times, accuracy and counts.
 - ``cells``: one row per successful cell: its last epoch plus totals and inference figures.
-- ``machines``: one row per machine folder, from its ``machine.json``.
+- ``energy``: long-form, one row per (cell, window, domain): meter, mode, gross/idle/net J.
+  ``epoch_energy`` and ``last_epoch_energy`` sum a device's domains per mode for figures.
+- ``machines``: one row per machine, from the fingerprint in its newest record.
+- ``code``: how many cells each commit produced, per machine and experiment.
 - ``failed``: the cells whose record says they failed, with their one-line error.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass
@@ -19,170 +22,101 @@ from typing import Any
 
 import pandas as pd
 
-from harness.store import SCHEMA_VERSION, StoreError, iter_records, read_json
+from harness.record import CellRecord, EnergyRow
+from harness.store import iter_records
 
 log = logging.getLogger(__name__)
+
+# What identifies a cell across machines and experiments (a cell id is unique per experiment).
+CELL_KEY = ["machine", "experiment", "cell_id"]
+# The facts of a cell that every frame repeats, so any row can be grouped without a join.
+FACTS = ["machine", "experiment", "cell_id", "profile", "dataset", "n_train", "n_test", "model",
+         "fraction", "hidden", "depth", "threads", "batch_size", "seed", "device"]
 
 
 @dataclass
 class Results:
     epochs: pd.DataFrame
     cells: pd.DataFrame
+    energy: pd.DataFrame  # long-form: one row per (cell, window, energy domain)
     machines: pd.DataFrame
+    code: pd.DataFrame  # which commit produced how many cells, per machine and experiment
     failed: pd.DataFrame
 
 
-def _current(path: Path, data: dict[str, Any]) -> bool:
-    if data.get("schema_version") != SCHEMA_VERSION:
-        log.warning("skipping %s: not a schema-%d record", path, SCHEMA_VERSION)
-        return False
-    return True
-
-
-# What the frames read from every epoch of a successful record.
-_EPOCH_KEYS = (
-    "epoch",
-    "cpu_s",
-    "train_loss",
-    "test_accuracy",
-    "active_fraction",
-    "computed_fraction",
-)
-
-
-def _malformed(rec: dict[str, Any]) -> str:
-    """What makes ``rec`` unusable for the frames ("" when nothing does)."""
-    for key in ("model", "dataset"):
-        part = rec.get(key)
-        if not isinstance(part, dict) or not isinstance(part.get("name"), str):
-            return f"{key!r} is missing or not an object with a name"
-    settings = rec["model"].get("config") or rec["model"].get("settings", {})
-    if not isinstance(settings, dict):
-        return "the model's config is not an object"
-    if not isinstance(rec["dataset"].get("n_train"), int | None):
-        return "the dataset's n_train is not a whole number"
-    for key in ("experiment", "cell_id"):
-        if not isinstance(rec.get(key), str):
-            return f"{key!r} is missing or not a string"
-    if rec.get("status") != "ok":
-        return ""  # a failed cell has no epochs
-    epochs = rec.get("epochs")
-    if not isinstance(epochs, list) or not all(isinstance(e, dict) for e in epochs):
-        return "'epochs' is missing or not a list of objects"
-    for ep in epochs:
-        missing = [k for k in _EPOCH_KEYS if k not in ep]
-        if missing:
-            return f"an epoch lacks {missing}"
-        mults = ep.get("mults")
-        if not isinstance(ep.get("wall_s"), int | float) or not (
-            isinstance(mults, dict) and isinstance(mults.get("training"), int | float)
-        ):
-            return "an epoch's wall_s or mults.training is missing or not a number"
-    return ""
-
-
-def _kind(domain: str, attributable: bool) -> str:
-    kind = "gpu" if domain.startswith("gpu") else "cpu"
-    return kind if attributable else f"{kind}_idle"
-
-
-def energy_columns(
-    readings: list[dict[str, Any]], prefix: str, splits: list[dict[str, Any]] | None = None
-) -> dict[str, Any]:
-    """CPU and GPU energy of a window, by mode: ``cpu_measured_j``, ``cpu_estimated_j``, ...
-    Measured and estimated figures go in separate columns and are never added together;
-    energy that is not the model's cost (the idle draw of a GPU it did not use) goes to
-    ``*_idle_*`` columns. With ``splits`` (gross/idle/net per domain), the net energy of
-    domains with a measured idle power goes to ``*_net_j`` columns."""
-    out: dict[str, Any] = {}
-    idle_domains = set()
-    for r in readings:
-        if not r.get("attributable", True):
-            idle_domains.add(r.get("domain"))
-        if r.get("energy_j") is None:
-            continue
-        kind = _kind(str(r.get("domain", "")), r.get("attributable", True))
-        col = f"{prefix}{kind}_{r['mode']}_j"
-        out[col] = out.get(col, 0.0) + float(r["energy_j"])
-        out.setdefault(f"{prefix}{kind}_{r['mode']}_source", r.get("source"))
-    for s in splits or []:
-        if s.get("net_j") is None:
-            continue
-        kind = _kind(str(s.get("domain", "")), s.get("domain") not in idle_domains)
-        col = f"{prefix}{kind}_{s['mode']}_net_j"
-        out[col] = out.get(col, 0.0) + float(s["net_j"])
-    return out
-
-
-def _cell_facts(rec: dict[str, Any], machine: str) -> dict[str, Any]:
-    settings = rec["model"].get("config") or rec["model"].get("settings", {})
+def _cell_facts(rec: CellRecord, machine: str) -> dict[str, Any]:
+    settings = rec.model.config or rec.model.settings
     hidden = settings.get("hidden", [])
     return {
         "machine": machine,
-        "experiment": rec["experiment"],
-        "cell_id": rec["cell_id"],
-        "profile": rec.get("profile"),
-        "dataset": rec["dataset"]["name"],
-        "n_train": rec["dataset"].get("n_train"),
-        "n_test": rec["dataset"].get("n_test"),
-        "model": rec["model"].get("label") or rec["model"]["name"],
+        "experiment": rec.experiment,
+        "cell_id": rec.cell_id,
+        "profile": rec.profile,
+        "dataset": rec.dataset.name,
+        "n_train": rec.dataset.n_train,
+        "n_test": rec.dataset.n_test,
+        "model": rec.model.label or rec.model.name,
         "fraction": float(settings.get("active_fraction", 1.0)),
         "hidden": "-".join(str(h) for h in hidden),
         "depth": len(hidden),
         "threads": int(settings.get("threads", 1)),
         "batch_size": int(settings.get("batch_size", 1)),
         "seed": int(settings.get("seed", 0)),
+        "device": str(settings.get("device", "cpu")),
     }
+
+
+def _energy_rows(
+    facts: dict[str, Any], window: str, epoch: int, wall_s: float, rows: list[EnergyRow]
+) -> list[dict[str, Any]]:
+    return [
+        {**facts, "window": window, "epoch": epoch, "wall_s": wall_s, **r.__dict__}
+        for r in rows
+    ]
 
 
 def load_results(roots: list[Path] | Path) -> Results:
     roots = [roots] if isinstance(roots, Path | str) else roots
     epoch_rows: list[dict[str, Any]] = []
     cell_rows: list[dict[str, Any]] = []
+    energy_rows: list[dict[str, Any]] = []
     failed_rows: list[dict[str, Any]] = []
-    machine_rows: list[dict[str, Any]] = []
+    newest: dict[str, tuple[float, dict[str, Any]]] = {}  # machine -> its newest fingerprint
+    code_rows: list[dict[str, Any]] = []
     for root in map(Path, roots):
-        for mfile in sorted(root.glob("*/machine.json")):
-            try:
-                data = read_json(mfile)
-            except StoreError as exc:
-                log.warning("skipping %s", exc)
-                continue
-            machine_rows.append({"machine": mfile.parent.name, **_flat_machine(data)})
-        for path, rec in iter_records(root):
-            if not _current(path, rec):
-                continue
-            problem = _malformed(rec)
-            if problem:  # one bad record must not cost the report
-                log.warning("skipping %s: %s; delete it to rerun that cell", path, problem)
-                continue
-            machine = path.parent.parent.name
+        for machine, _, rec in iter_records(root):
             facts = _cell_facts(rec, machine)
-            if rec.get("status") != "ok":
-                failed_rows.append({**facts, "error": rec.get("error", "unknown")})
+            if machine not in newest or rec.created_unix_s > newest[machine][0]:
+                newest[machine] = (rec.created_unix_s, rec.machine)
+            code_rows.append({"machine": machine, "experiment": rec.experiment,
+                              "code": rec.code.label, "commit": rec.code.commit,
+                              "dirty": rec.code.dirty, "status": rec.status})
+            if rec.status != "ok":
+                assert rec.failure is not None
+                failed_rows.append({**facts, "error": rec.failure.error})
                 continue
             n_train = facts["n_train"] or 1
             cum_wall = 0.0
             rows = []
-            for ep in rec["epochs"]:
-                cum_wall += ep["wall_s"]
-                mults = ep["mults"]
-                row = {
+            for ep in rec.epochs:
+                cum_wall += ep.wall_s
+                mults = ep.mults
+                rows.append({
                     **facts,
-                    "epoch": ep["epoch"],
-                    "wall_s": ep["wall_s"],
+                    "epoch": ep.epoch,
+                    "wall_s": ep.wall_s,
                     "cum_wall_s": cum_wall,
-                    "cpu_s": ep["cpu_s"],
-                    "examples_per_s": n_train / ep["wall_s"] if ep["wall_s"] > 0 else None,
-                    "train_loss": ep["train_loss"],
-                    "test_accuracy": ep["test_accuracy"],
-                    "active_fraction_measured": ep["active_fraction"],
-                    "computed_fraction_measured": ep["computed_fraction"],
+                    "cpu_s": ep.cpu_s,
+                    "examples_per_s": n_train / ep.wall_s if ep.wall_s > 0 else None,
+                    "train_loss": ep.train_loss,
+                    "test_accuracy": ep.test_accuracy,
+                    "active_fraction_measured": ep.active_fraction,
+                    "computed_fraction_measured": ep.computed_fraction,
                     "mults_training": mults["training"],
                     "mults_per_example": mults["training"] / n_train,
                     # the paper's way of counting: forward pass through hidden layers only
                     "mults_forward_hidden_per_example": _per_example(
-                        (ep.get("extra") or {}).get("mults_forward_hidden"), n_train
+                        ep.extra.get("mults_forward_hidden"), n_train
                     ),
                     # one column per training phase, whatever phases the model counts
                     **{
@@ -190,18 +124,18 @@ def load_results(roots: list[Path] | Path) -> Results:
                         for phase, count in mults.items()
                         if phase not in ("training", "inference")
                     },
-                    "op_estimate_j": ep.get("op_energy", {}).get("energy_j"),
-                    **energy_columns(ep.get("energy", []), "", ep.get("energy_split")),
-                }
-                rows.append(row)
-            if not rows:
-                continue
+                    "op_estimate_j": ep.op_energy_j,
+                })
+                energy_rows += _energy_rows(facts, "train", ep.epoch, ep.wall_s, ep.energy)
             epoch_rows.extend(rows)
             last = dict(rows[-1])
-            inf = rec.get("inference", {})
+            inf = rec.inference
+            if inf is not None:
+                energy_rows += _energy_rows(facts, "inference", 0, inf.wall_s, inf.energy)
             # steady state: the epochs after the first (which builds tables, warms caches and
             # starts thread pools), where there are others
             steady = pd.Series([r["wall_s"] for r in rows[1:] or rows])
+            recall = rec.diagnostics.get("retrieval_recall")
             last.update(
                 epochs=len(rows),
                 total_wall_s=cum_wall,
@@ -212,19 +146,69 @@ def load_results(roots: list[Path] | Path) -> Results:
                 ),
                 epoch_wall_spread_pct=_spread_pct(steady.tolist()),
                 epoch_wall_s=float(steady.median()),
-                inference_wall_s=inf.get("wall_s"),
-                inference_mults_per_example=(
-                    inf.get("mults", 0) / max(inf.get("n_examples", 1), 1)
-                ),
-                **{f"idle_{k}_w": v for k, v in _idle(rec).items()},
+                inference_wall_s=inf.wall_s if inf else math.nan,
+                inference_mults_per_example=inf.mults / max(inf.n_examples, 1) if inf else math.nan,
+                # mean over hidden layers of the hashed active set's recall of the exact top-k
+                recall=_mean_or_nan([float(v) for v in recall]) if isinstance(recall, list)
+                and recall else math.nan,
+                code=rec.code.label,
+                **{f"idle_{k}_w": v for k, v in rec.idle_power_w.items()},
             )
             cell_rows.append(last)
+    machines = pd.json_normalize(
+        [{"machine": m, **{k: v for k, v in fp.items() if k != "machine_id"}}
+         for m, (_, fp) in sorted(newest.items())],
+        sep=".",
+    ) if newest else pd.DataFrame()
+    code = pd.DataFrame(code_rows)
+    if not code.empty:
+        code = (code.assign(cells=1).groupby(["machine", "experiment", "code"], as_index=False,
+                                             dropna=False)["cells"].sum())
     return Results(
         epochs=pd.DataFrame(epoch_rows),
         cells=pd.DataFrame(cell_rows),
-        machines=pd.DataFrame(machine_rows),
+        energy=pd.DataFrame(energy_rows),
+        machines=machines,
+        code=code,
         failed=pd.DataFrame(failed_rows),
     )
+
+
+def epoch_energy(res: Results, device: str = "cpu", net: bool = False) -> pd.DataFrame:
+    """The model's energy per (cell, training epoch, mode) on ``device``: the sum of its
+    attributable domains (packages and DRAM, say), gross, or net of idle where every domain
+    had an idle power. Measured and estimated stay in separate rows, never summed.
+    Columns: machine, experiment, cell_id, epoch, mode, source, energy_j."""
+    cols = [*CELL_KEY, "epoch", "mode", "source", "energy_j"]
+    e = res.energy
+    if e.empty:
+        return pd.DataFrame(columns=cols)
+    e = e[(e["window"] == "train") & (e["device"] == device) & e["attributable"]
+          & (e["mode"] != "unavailable")]
+    quantity = "net_j" if net else "gross_j"
+    if net:
+        e = e[e["net_j"].notna()]
+    out = (e.groupby([*CELL_KEY, "epoch", "mode"], as_index=False)
+           .agg(source=("source", "first"), energy_j=(quantity, "sum")))
+    return out[cols]
+
+
+def last_epoch_energy(res: Results, device: str = "cpu", net: bool = False) -> pd.DataFrame:
+    """``epoch_energy`` of each cell's last epoch, with the cell's facts."""
+    e = epoch_energy(res, device, net)
+    if e.empty or res.cells.empty:
+        return e.iloc[0:0]
+    facts = res.cells[[*FACTS, "epochs"]]
+    return e.merge(facts, on=CELL_KEY).query("epoch == epochs")
+
+
+def energy_modes(res: Results, device: str = "cpu") -> set[str]:
+    """The modes (measured, estimated) of the model's energy readings on ``device``."""
+    e = res.energy
+    if e.empty:
+        return set()
+    e = e[(e["device"] == device) & e["attributable"] & (e["mode"] != "unavailable")]
+    return set(e["mode"])
 
 
 def _per_example(count: Any, n_train: int) -> float:
@@ -242,25 +226,3 @@ def _spread_pct(values: list[float]) -> float:
     epoch is left out by the caller where there are others (it warms caches)."""
     median = float(pd.Series(values).median())
     return 100.0 * (max(values) - min(values)) / median if median > 0 else float("nan")
-
-
-def _idle(rec: dict[str, Any]) -> dict[str, float]:
-    idle = rec.get("idle_power_w") or {}
-    return {str(k): float(v) for k, v in idle.items() if isinstance(v, int | float)}
-
-
-def _flat_machine(data: dict[str, Any]) -> dict[str, Any]:
-    """The fingerprint's scalar facts, nested keys joined with dots."""
-    out: dict[str, Any] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                walk(f"{prefix}.{k}" if prefix else str(k), v)
-        elif isinstance(value, str | int | float | bool) or value is None:
-            out[prefix] = value
-        else:
-            out[prefix] = json.dumps(value)[:200]
-
-    walk("", {k: v for k, v in data.items() if k != "schema_version"})
-    return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import _records as R
 from harness.store import ResultStore
 from reports import claims as cl
 from reports.frame import load_results
@@ -29,44 +30,26 @@ def _record(
     batch_size=1,
     threads=1,
     experiment="fraction_sweep",
+    machine="m",
 ):
-    settings = {
-        "hidden": [10],
-        "active_fraction": fraction,
-        "threads": threads,
-        "seed": seed,
-        "batch_size": batch_size,
-    }
     extra = {} if forward_hidden is None else {"mults_forward_hidden": forward_hidden * N_TRAIN}
-    energy = [] if energy_j is None else [
-        {"domain": "cpu-package-0", "energy_j": energy_j, "mode": mode, "source": "rapl"}
-    ]  # fmt: skip
+    energy = [] if energy_j is None else [R.energy("cpu-package-0", energy_j, mode, source="rapl")]
     epochs = [
-        {
-            "epoch": e,
-            "wall_s": wall_s,
-            "cpu_s": wall_s,
-            "energy": energy,
-            "train_loss": 1.0,
-            "test_accuracy": accuracy,
-            "active_fraction": fraction,
-            "computed_fraction": fraction,
-            "mults": {"forward": mults * N_TRAIN, "training": mults * N_TRAIN, "inference": 0},
-            "extra": extra,
-        }
+        R.epoch(e, wall_s=wall_s, accuracy=accuracy, mults=mults * N_TRAIN, energy_rows=energy,
+                fraction=fraction, extra=extra)
         for e in (1, 2)
     ]
-    return {
-        "experiment": experiment,
-        "cell_id": f"{experiment}-{dataset}-{model}-{fraction}-t{threads}-s{seed}",
-        "status": "ok",
-        "profile": "test",
-        "dataset": {"name": dataset, "n_train": N_TRAIN, "n_test": 50},
-        "model": {"name": model, "config": settings},
-        "epochs": epochs,
-        "inference": {"n_examples": 50, "wall_s": 0.1, "mults": 500},
-        "idle_power_w": {},
-    }
+    return R.cell(
+        f"{experiment}-{dataset}-{model}-{fraction}-t{threads}-s{seed}",
+        epochs=epochs,
+        machine_id=machine,
+        experiment=experiment,
+        model=model,
+        dataset=dataset,
+        n_train=N_TRAIN,
+        settings={"active_fraction": fraction, "threads": threads, "seed": seed,
+                  "batch_size": batch_size},
+    )
 
 
 DENSE_ACC = (0.900, 0.902, 0.898)
@@ -86,35 +69,35 @@ def results(tmp_path):
         mode = "measured" if dataset == "met" else "estimated"
         for seed in range(3):
             j = jitter[seed]
-            store.write_cell(
+            R.put(store, 
                 _record("dense", 1.0, seed, DENSE_ACC[seed], dataset=dataset, wall_s=2.0 * j,
                         forward_hidden=1000 if counted else None, energy_j=4.0 * j, mode=mode)
             )  # fmt: skip
-            store.write_cell(
+            R.put(store, 
                 _record("lsh", 0.05, seed, lsh_acc[seed], dataset=dataset, wall_s=0.5 * j,
                         mults=3000 * j, forward_hidden=40 * j if counted else None,
                         energy_j=1.0 * j, mode=mode)
             )  # fmt: skip
-            store.write_cell(
+            R.put(store, 
                 _record("lsh", 0.5, seed, 0.9, dataset=dataset, wall_s=1.0, mults=6000)
             )
         if dataset == "met":  # a mini-batch reference, twice as fast as LSH
             for seed in range(3):
-                store.write_cell(
+                R.put(store, 
                     _record("dense-minibatch", 1.0, seed, 0.91, dataset=dataset,
                             wall_s=0.25 * jitter[seed], batch_size=256)
                 )  # fmt: skip
             for seed in range(3):  # 1 -> 2 threads: 1.82x, 91% of linear
                 for t, wall in ((1, 1.0), (2, 0.55)):
-                    store.write_cell(
+                    R.put(store, 
                         _record("lsh", 0.05, seed, 0.9, dataset=dataset, threads=t,
                                 wall_s=wall * jitter[seed], experiment="thread_scaling")
                     )  # fmt: skip
     for seed in range(2):  # no LSH at <= 5%: nothing to test
-        store.write_cell(_record("dense", 1.0, seed, 0.9, dataset="nolsh"))
-        store.write_cell(_record("lsh", 0.1, seed, 0.9, dataset="nolsh"))
+        R.put(store, _record("dense", 1.0, seed, 0.9, dataset="nolsh"))
+        R.put(store, _record("lsh", 0.1, seed, 0.9, dataset="nolsh"))
     one = ResultStore(tmp_path, "one-core")  # a single-core machine: one thread count only
-    one.write_cell(_record("lsh", 0.05, 0, 0.9, dataset="met", experiment="thread_scaling"))
+    R.put(one, _record("lsh", 0.05, 0, 0.9, dataset="met", experiment="thread_scaling"))
     return tmp_path
 
 
@@ -184,8 +167,8 @@ def test_untested_claims_say_why(results):
 
 def test_one_seed_is_inconclusive(tmp_path):
     store = ResultStore(tmp_path, "box")
-    store.write_cell(_record("dense", 1.0, 0, 0.90, dataset="toy"))
-    store.write_cell(_record("lsh", 0.05, 0, 0.899, dataset="toy", wall_s=0.1))
+    R.put(store, _record("dense", 1.0, 0, 0.90, dataset="toy"))
+    R.put(store, _record("lsh", 0.05, 0, 0.899, dataset="toy", wall_s=0.1))
     t = cl.claims(load_results(tmp_path))
     speed = _row(t, cl.SPEED, "toy")  # 10x faster, but one seed gives no interval
     assert speed["verdict"] == "inconclusive"

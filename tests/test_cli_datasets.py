@@ -7,7 +7,7 @@ import pytest
 from _idx_files import corrupt, write_set
 
 from harness import datasets
-from harness.__main__ import main
+from harness.cli import main
 
 
 def test_datasets_command_lists_every_name_with_its_reason(capsys, tmp_path):

@@ -2,47 +2,31 @@
 
 from __future__ import annotations
 
+import _records as R
 from harness.store import ResultStore
 from reports import tables
 from reports.frame import load_results
 from reports.html import _limitations
 
 
-def _record(dataset, seed, curve):
-    epochs = [
-        {
-            "epoch": e,
-            "wall_s": 1.0,
-            "cpu_s": 1.0,
-            "energy": [],
-            "train_loss": 1.0,
-            "test_accuracy": acc,
-            "active_fraction": 1.0,
-            "computed_fraction": 1.0,
-            "mults": {"forward": 10, "training": 10, "inference": 0},
-            "extra": {},
-        }
-        for e, acc in enumerate(curve, start=1)
-    ]
-    return {
-        "experiment": "fraction_sweep",
-        "cell_id": f"{dataset}-dense-s{seed}",
-        "status": "ok",
-        "profile": "test",
-        "dataset": {"name": dataset, "n_train": 10, "n_test": 10},
-        "model": {"name": "dense", "config": {"hidden": [10], "seed": seed}},
-        "epochs": epochs,
-        "inference": {"n_examples": 10, "wall_s": 0.1, "mults": 5},
-        "idle_power_w": {},
-    }
+def _record(dataset, seed, curve, machine="m"):
+    return R.cell(
+        f"{dataset}-dense-s{seed}",
+        epochs=[R.epoch(e, accuracy=acc, mults=10) for e, acc in enumerate(curve, start=1)],
+        machine_id=machine,
+        dataset=dataset,
+        n_train=10,
+        n_test=10,
+        settings={"seed": seed},
+    )
 
 
 def test_a_flat_curve_has_levelled_off_and_a_rising_one_has_not(tmp_path):
     store = ResultStore(tmp_path, "m")
     for seed in (0, 1):
         # flat: the last three epochs' means span 0.6 points; rising: 6 points
-        store.write_cell(_record("flat", seed, [0.70, 0.80, 0.852, 0.855, 0.858]))
-        store.write_cell(_record("rising", seed, [0.50, 0.60, 0.70, 0.73, 0.76]))
+        R.put(store, _record("flat", seed, [0.70, 0.80, 0.852, 0.855, 0.858]))
+        R.put(store, _record("rising", seed, [0.50, 0.60, 0.70, 0.73, 0.76]))
     res = load_results(tmp_path)
     conv = tables.dense_convergence(res).set_index("dataset")
     assert bool(conv.loc["flat", "levelled_off"]) is True
@@ -56,6 +40,6 @@ def test_a_flat_curve_has_levelled_off_and_a_rising_one_has_not(tmp_path):
 
 def test_two_epochs_are_too_few_to_call_it_levelled(tmp_path):
     store = ResultStore(tmp_path, "m")
-    store.write_cell(_record("short", 0, [0.80, 0.80]))
+    R.put(store, _record("short", 0, [0.80, 0.80]))
     conv = tables.dense_convergence(load_results(tmp_path))
     assert not conv["levelled_off"].any()

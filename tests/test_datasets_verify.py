@@ -49,7 +49,7 @@ def test_mnist_files_are_refused_as_fashion_mnist(tmp_path: Path, tables) -> Non
 
 
 def test_fashion_files_are_refused_as_mnist_and_listed_so(tmp_path: Path, tables, capsys) -> None:
-    from harness.__main__ import main
+    from harness.cli import main
 
     write_set(tmp_path, gz=True)
     tables["gz"]["fashion-mnist"].update(gz_md5(tmp_path))  # by the published .gz MD5s

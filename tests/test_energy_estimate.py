@@ -111,4 +111,5 @@ def test_reading_invariants():
         "source": "x",
         "reason": "r",
         "attributable": True,
+        "meter": "",  # filled in by harness.measure with the backend that read it
     }

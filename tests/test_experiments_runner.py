@@ -4,17 +4,16 @@ cell, resuming, and rerunning a corrupt record."""
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import numpy as np
 import pytest
 
 import models
-from harness.energy import CpuTimeEstimateMeter
+from harness.cell import MeterOptions
 from harness.errors import UserError
 from harness.experiments import Cell, cells_for, paper_lr, profile
-from harness.runner import run_cells
-from harness.store import ResultStore
+from harness.runner import SweepOptions, run_cells
+from harness.store import ResultStore, read_record
 from models.dense import DenseNet
 from models.registry import register
 
@@ -73,51 +72,61 @@ def _cell(model, epochs=2, seed=0):
     return Cell("unit", "digits", model, settings, epochs, 300, 100)
 
 
+ESTIMATE = MeterOptions(include=["cpu-estimate"], cpu_power_w=4.0)
+
+
+def _run(cells, root, **options):
+    """A sweep of ``cells`` into ``root`` as machine "m", each cell in its own process."""
+    opts = SweepOptions(profile="unit", idle_s=0, meters=ESTIMATE, **options)
+    return run_cells(cells, root, opts, machine_id="m")
+
+
+def _stored(root, cell):
+    return read_record(ResultStore(root, "m").cell_path(cell.experiment, cell.cell_id))
+
+
 def test_a_crashing_cell_is_stored_as_failed_and_the_sweep_goes_on(tmp_path):
-    store = ResultStore(tmp_path, "m")
-    meters = [CpuTimeEstimateMeter(cpu_power_w=4.0)]
     cells = [_cell("test-exploding"), _cell("dense")]
-    summary = run_cells(cells, store, meters, profile="unit", idle_s=0)
+    summary = _run(cells, tmp_path)
     assert [cid for cid, _ in summary.failed] == [cells[0].cell_id]
     assert "FloatingPointError: weights became NaN" in summary.failed[0][1]
-    bad = json.loads(store.cell_path("unit", cells[0].cell_id).read_text())
-    good = json.loads(store.cell_path("unit", cells[1].cell_id).read_text())
-    assert bad["status"] == "failed" and "Traceback" in bad["traceback"]
-    assert good["status"] == "ok" and len(good["epochs"]) == 2
-    assert good["dataset"]["n_train"] == 300 and good["dataset"]["n_features"] == 64
+    bad, good = _stored(tmp_path, cells[0]), _stored(tmp_path, cells[1])
+    assert bad.status == "failed" and "Traceback" in bad.failure.traceback
+    assert good.status == "ok" and len(good.epochs) == 2
+    assert good.dataset.n_train == 300 and good.dataset.n_features == 64
+    # the code and machine that produced it, in the record itself
+    assert good.code.package_version and good.machine_id == "m"
+    assert good.machine["cpu"]["logical_cores"] >= 1
     # Times, counts and a labelled estimate in every epoch.
-    ep = good["epochs"][0]
-    assert ep["wall_s"] > 0 and ep["mults"]["training"] > 0
-    assert ep["energy"][0]["mode"] == "estimated"
-    assert ep["op_energy"]["mode"] == "estimated"
-    # 4 W per logical CPU times the process's CPU seconds (the meter reads its own clock just
+    ep = good.epochs[0]
+    assert ep.wall_s > 0 and ep.mults["training"] > 0
+    (row,) = ep.energy
+    assert (row.mode, row.meter, row.device) == ("estimated", "cpu-estimate", "cpu")
+    assert ep.op_energy_j > 0
+    # 4 W per logical CPU times the child's CPU seconds (the meter reads its own clock just
     # outside the window's, so allow a few milliseconds of CPU time).
-    assert ep["energy"][0]["energy_j"] == pytest.approx(4.0 * ep["cpu_s"], abs=4.0 * 0.005)
+    assert row.gross_j == pytest.approx(4.0 * ep.cpu_s, abs=4.0 * 0.005)
 
 
 def test_resume_skips_finished_cells_and_reruns_failed_or_corrupt_ones(tmp_path):
     store = ResultStore(tmp_path, "m")
-    meters = [CpuTimeEstimateMeter(cpu_power_w=4.0)]
     cells = [_cell("dense", seed=s) for s in range(3)]
-    first = run_cells(cells, store, meters, profile="unit", idle_s=0)
+    first = _run(cells, tmp_path)
     assert len(first.done) == 3
     before = store.cell_path("unit", cells[0].cell_id).read_text()
     store.cell_path("unit", cells[1].cell_id).write_text("{ truncated")
-    second = run_cells(cells, store, meters, profile="unit", idle_s=0)
+    second = _run(cells, tmp_path)
     assert second.skipped == [cells[0].cell_id, cells[2].cell_id]
     assert [p.stem for p in second.done] == [cells[1].cell_id]
     assert store.cell_path("unit", cells[0].cell_id).read_text() == before
-    assert json.loads(store.cell_path("unit", cells[1].cell_id).read_text())["status"] == "ok"
+    assert _stored(tmp_path, cells[1]).status == "ok"
 
 
 def test_same_cell_twice_gives_the_same_accuracy(tmp_path):
-    meters = [CpuTimeEstimateMeter(cpu_power_w=4.0)]
     accs = []
     for sub in ("a", "b"):
-        store = ResultStore(tmp_path / sub, "m")
-        run_cells([_cell("dense")], store, meters, profile="unit", idle_s=0)
-        rec = json.loads(store.cell_path("unit", _cell("dense").cell_id).read_text())
-        accs.append([e["test_accuracy"] for e in rec["epochs"]])
+        _run([_cell("dense")], tmp_path / sub, in_process=sub == "b")  # either way the same
+        accs.append([e.test_accuracy for e in _stored(tmp_path / sub, _cell("dense")).epochs])
     assert accs[0] == accs[1]
     assert accs[0][-1] > 0.5
 
@@ -157,39 +166,36 @@ class _DivergingNet(DenseNet):
 
 def test_a_nan_loss_the_model_let_through_is_stored_as_failed(tmp_path):
     """A finished epoch with a NaN loss is a diverged cell: failed, not "ok" with nulls."""
-    store = ResultStore(tmp_path, "m")
     cells = [_cell("test-diverging", epochs=1), _cell("dense", epochs=1)]
-    summary = run_cells(cells, store, [CpuTimeEstimateMeter(cpu_power_w=4.0)], profile="unit",
-                        idle_s=0)
+    summary = _run(cells, tmp_path)
     assert [cid for cid, _ in summary.failed] == [cells[0].cell_id]
-    bad = json.loads(store.cell_path("unit", cells[0].cell_id).read_text())
-    assert bad["status"] == "failed" and "epochs" not in bad
-    assert bad["error"].startswith("DivergedError: training diverged at epoch 1: train loss nan")
-    assert bad["error"].endswith("; lower lr")
-    assert json.loads(store.cell_path("unit", cells[1].cell_id).read_text())["status"] == "ok"
+    bad = _stored(tmp_path, cells[0])
+    assert bad.status == "failed" and not bad.epochs
+    assert bad.failure.error.startswith(
+        "DivergedError: training diverged at epoch 1: train loss nan"
+    )
+    assert bad.failure.error.endswith("; lower lr")
+    assert _stored(tmp_path, cells[1]).status == "ok"
 
 
 @pytest.mark.parametrize("batch_size", [1, 16])  # the compiled path and BLAS
 def test_a_run_that_diverges_is_a_failed_cell_and_the_sweep_goes_on(tmp_path, batch_size):
-    store = ResultStore(tmp_path, "m")
     huge = dataclasses.replace(
         _cell("dense", epochs=2),
         settings={**_cell("dense").settings, "optimizer": "sgd", "lr": 1e20,
                   "batch_size": batch_size},
     )
     cells = [huge, _cell("dense", epochs=1)]
-    with np.errstate(all="ignore"):
-        summary = run_cells(cells, store, [CpuTimeEstimateMeter(cpu_power_w=4.0)],
-                            profile="unit", idle_s=0)
+    summary = _run(cells, tmp_path)
     assert [cid for cid, _ in summary.failed] == [huge.cell_id]
-    bad = json.loads(store.cell_path("unit", huge.cell_id).read_text())
-    assert bad["status"] == "failed"
-    assert bad["error"].startswith("DivergedError: training diverged at epoch 1, example")
+    bad = _stored(tmp_path, huge)
+    assert bad.status == "failed"
+    assert bad.failure.error.startswith("DivergedError: training diverged at epoch 1, example")
     assert "of 300 in training order: the loss became non-finite; lower lr (now 1e+20)" in (
-        bad["error"]
+        bad.failure.error
     )
-    good = json.loads(store.cell_path("unit", cells[1].cell_id).read_text())
-    assert good["status"] == "ok" and np.isfinite(good["epochs"][0]["train_loss"])
+    good = _stored(tmp_path, cells[1])
+    assert good.status == "ok" and np.isfinite(good.epochs[0].train_loss)
 
 
 def test_dense_minibatch_reference_runs_once_per_dataset_with_every_node():

@@ -1,4 +1,5 @@
-"""A malformed record is skipped with one warning naming its file; the rest still report."""
+"""A malformed record (corrupt, incomplete, older or newer schema) is skipped with one warning
+naming its file; the rest still report."""
 
 from __future__ import annotations
 
@@ -6,31 +7,14 @@ import logging
 
 import pytest
 
-from harness.store import ResultStore
+import _records as R
+from harness.store import ResultStore, atomic_write_json
 from reports.frame import load_results
 
 
 def _good(cell_id: str = "good", wall_s: float = 2.0) -> dict:
-    epoch = {
-        "epoch": 1,
-        "wall_s": wall_s,
-        "cpu_s": wall_s,
-        "energy": [],
-        "train_loss": 0.5,
-        "test_accuracy": 0.9,
-        "active_fraction": 1.0,
-        "computed_fraction": 1.0,
-        "mults": {"forward": 1000, "training": 1000, "inference": 0},
-    }
-    return {
-        "experiment": "fraction_sweep",
-        "cell_id": cell_id,
-        "status": "ok",
-        "dataset": {"name": "toy", "n_train": 100, "n_test": 10},
-        "model": {"name": "dense", "config": {"hidden": [10], "seed": 0}},
-        "epochs": [epoch],
-        "inference": {"n_examples": 10, "wall_s": 0.1, "mults": 100},
-    }
+    rec = R.cell(cell_id, machine_id="box", epochs=[R.epoch(1, wall_s=wall_s)])
+    return rec.to_dict()
 
 
 def _without(key: str) -> dict:
@@ -40,7 +24,7 @@ def _without(key: str) -> dict:
 
 
 def _with(key: str, value: object, sub: str | None = None) -> dict:
-    rec = _good(f"bad-{key}-{sub or ''}-{type(value).__name__}")
+    rec = _good(f"bad-{key}-{sub or ''}-{type(value).__name__}-{str(value)[:8]}")
     if sub is None:
         rec[key] = value
     else:
@@ -68,34 +52,26 @@ BAD = [
     _epoch_without("wall_s"),
     _epoch_without("mults"),
     _epoch_without("test_accuracy"),
+    _with("schema_version", 1),  # older code's: not migrated (see harness/record.py)
+    _with("schema_version", 99),  # newer code's: never read as ours
+    _with("status", "done"),
+    _with("code", {"commit": "abc"}),  # no package version
 ]
 
 
 @pytest.fixture
 def results(tmp_path):
     store = ResultStore(tmp_path, "box")
-    store.write_machine({"cpu": {"model": "x"}})
-    store.write_cell(_good("good", 2.0))
-    store.write_cell(_good("also-good", 4.0))
-    for rec in BAD:
-        store.write_cell(rec)
-    # a failed cell needs no epochs, only what names it
-    store.write_cell(
-        {
-            "experiment": "fraction_sweep",
-            "cell_id": "crashed",
-            "status": "failed",
-            "error": "ValueError: boom",
-            "dataset": {"name": "toy"},
-            "model": {"name": "dense"},
-        }
-    )
+    for rec in [_good("good", 2.0), _good("also-good", 4.0), *BAD]:
+        atomic_write_json(store.cell_path(rec["experiment"], rec["cell_id"]), rec)
+    # a failed cell needs no epochs, only what names it and why it failed
+    store.write_cell(R.cell("crashed", machine_id="box", status="failed"))
     return tmp_path, store
 
 
 def test_malformed_records_are_skipped_with_one_warning_each(results, caplog):
     root, store = results
-    with caplog.at_level(logging.WARNING, logger="reports.frame"):
+    with caplog.at_level(logging.WARNING, logger="harness.store"):
         res = load_results(root)
     assert sorted(res.cells["cell_id"]) == ["also-good", "good"]
     assert sorted(res.cells["epoch_wall_s"]) == [2.0, 4.0]
@@ -106,6 +82,8 @@ def test_malformed_records_are_skipped_with_one_warning_each(results, caplog):
         path = store.cell_path(rec["experiment"], rec["cell_id"])
         (hit,) = [w for w in warnings if str(path) in w]
         assert "skipping" in hit and "\n" not in hit
+    newer = [w for w in warnings if "schema 99" in w]
+    assert newer and "written by newer code" in newer[0] and "upgrade" in newer[0]
 
 
 def test_report_still_builds_from_the_rest(results, tmp_path):

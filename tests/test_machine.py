@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness import machine
-from harness.__main__ import main
+from harness.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -70,7 +70,6 @@ def test_fingerprint_reads_cpuinfo_and_governor(monkeypatch):
 
 
 def test_machine_id_default_is_stable_and_folder_safe(monkeypatch):
-    monkeypatch.delenv(machine.MACHINE_ID_ENV, raising=False)
     a, b = machine.machine_id(), machine.machine_id()
     assert a == b
     assert machine.sanitize_id(a) == a and "/" not in a and len(a) <= 64
@@ -79,19 +78,17 @@ def test_machine_id_default_is_stable_and_folder_safe(monkeypatch):
     assert other.startswith("lab-pc-01-example-") and other[-8:] == a[-8:]
 
 
-def test_machine_id_override(monkeypatch):
-    monkeypatch.setenv(machine.MACHINE_ID_ENV, "my-box_1")
-    assert machine.machine_id() == "my-box_1"
-    assert machine.fingerprint()["machine_id"] == "my-box_1"
-    monkeypatch.setenv(machine.MACHINE_ID_ENV, "../My Box")
-    assert machine.machine_id() == "my-box"
-    monkeypatch.setenv(machine.MACHINE_ID_ENV, "///")
-    assert machine.machine_id() != "" and "/" not in machine.machine_id()
+def test_machine_id_given_by_the_user_is_made_folder_safe():
+    assert machine.machine_id("my-box_1") == "my-box_1"
+    assert machine.fingerprint("my-box_1")["machine_id"] == "my-box_1"
+    assert machine.machine_id("../My Box") == "my-box"
+    assert machine.machine_id("///") == machine.machine_id()  # nothing usable: the default
+    assert "/" not in machine.machine_id("///")
 
 
 def test_env_command_here(capsys, tmp_path):
     # An empty powercap folder stands for this project's VMs whatever the test machine has.
-    assert main(["env", "--sysfs-root", str(tmp_path), "--exclude", "nvml"]) == 0
+    assert main(["env", "--sysfs-root", str(tmp_path), "--no-meter", "nvml"]) == 0
     out = capsys.readouterr().out
     assert "cpu-time-model(4.0 W/logical CPU, assumed)" in out
     assert "estimated" in out and "rapl: RAPL: no intel-rapl zones" in out
@@ -99,14 +96,14 @@ def test_env_command_here(capsys, tmp_path):
 
 
 def test_env_command_json_and_user_error(capsys, tmp_path):
-    assert main(["env", "--json", "--sysfs-root", str(tmp_path), "--exclude", "nvml"]) == 0
+    assert main(["env", "--json", "--sysfs-root", str(tmp_path), "--no-meter", "nvml"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["energy"]["domains"][0]["mode"] == "estimated"
     assert "machine_id" in data["machine"]
-    assert main(["env", "--include", "rapl", "--sysfs-root", str(tmp_path / "none")]) == 2
+    assert main(["env", "--meter", "rapl", "--sysfs-root", str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: RAPL: no powercap folder") and err.count("\n") == 1
-    assert main(["env", "--include", "bogus"]) == 2
+    assert main(["env", "--meter", "bogus"]) == 2
     assert "unknown energy backend" in capsys.readouterr().err
 
 

@@ -10,13 +10,11 @@ import pytest
 
 from harness.energy import EnergyReading, Meter, select_meters
 from harness.measure import (
-    Summary,
     Window,
+    energy_rows,
     idle_power,
     measure,
     net_energy,
-    repeat,
-    split_energy,
 )
 
 
@@ -55,8 +53,10 @@ def test_window_times_and_readings():
             pass
     assert w.wall_s >= 0.1 - 1e-3
     assert 0.04 <= w.cpu_s <= w.wall_s + 0.05
-    assert w.readings == [EnergyReading("cpu-package-0", 5.0, "measured", "scripted")]
-    assert w.to_dict()["readings"][0]["energy_j"] == 5.0
+    # each reading names the meter that took it, for the record's long-form energy rows
+    assert w.readings == [
+        EnergyReading("cpu-package-0", 5.0, "measured", "scripted", meter=m.name)
+    ]
 
 
 def test_sync_runs_at_both_ends_around_meter_reads():
@@ -128,48 +128,15 @@ def test_idle_power_and_net_energy():
             EnergyReading.unavailable("dram-0", "scripted", "no dram"),
         ],
     )
-    splits = {s.domain: s for s in split_energy(w, {"cpu-package-0": 15.0})}
-    assert splits["cpu-package-0"].gross_j == 50.0
-    assert splits["cpu-package-0"].idle_j == pytest.approx(30.0)
-    assert splits["cpu-package-0"].net_j == pytest.approx(20.0)
-    assert splits["cpu"].net_j is None and splits["cpu"].mode == "estimated"
-    assert "dram-0" not in splits
+    rows = {r.domain: r for r in energy_rows(w, {"cpu-package-0": 15.0, "dram-0": 2.0})}
+    assert rows["cpu-package-0"].gross_j == 50.0 and rows["cpu-package-0"].device == "cpu"
+    assert rows["cpu-package-0"].idle_j == pytest.approx(30.0)
+    assert rows["cpu-package-0"].net_j == pytest.approx(20.0)
+    assert rows["cpu"].net_j is None and rows["cpu"].mode == "estimated"
+    # an unavailable domain stays a row, with its reason and no joules (idle or net)
+    assert rows["dram-0"].gross_j is None and rows["dram-0"].net_j is None
+    assert rows["dram-0"].reason == "no dram"
     assert net_energy(10.0, 2.0, 3.0) == pytest.approx(4.0)
-
-
-def test_repeat_median_spread_and_warnings(caplog):
-    m = ScriptedMeter()
-    per_call = iter([100.0, 10.0, 10.5, 12.0, 10.2, 11.0])  # first is the warm-up
-
-    def work() -> None:
-        m.value_j += next(per_call)
-
-    with caplog.at_level(logging.WARNING):
-        res = repeat(work, [m], repeats=5, warmup=1)
-    s = res.energy_j["cpu-package-0"]
-    assert s.median == pytest.approx(10.5) and s.min == 10.0 and s.max == 12.0 and s.n == 5
-    assert s.spread_rel == pytest.approx(2.0 / 10.5)
-    assert res.modes["cpu-package-0"] == "measured"
-    assert any("cpu-package-0 energy varies by 19%" in w for w in res.warnings)
-    assert "varies by" in caplog.text
-
-
-def test_repeat_stable_has_no_spread_warning():
-    m = ScriptedMeter()
-
-    def work() -> None:
-        m.value_j += 10.0
-
-    res = repeat(work, [m], repeats=3, warmup=0)
-    assert not [w for w in res.warnings if "energy varies" in w]
-    assert res.energy_j["cpu-package-0"].spread_rel == 0.0
-    with pytest.raises(ValueError):
-        repeat(work, [m], repeats=0)
-
-
-def test_summary_zero_median():
-    assert Summary.of([0.0, 0.0]).spread_rel == 0.0
-    assert Summary.of([-1.0, 0.0, 1.0]).spread_rel == float("inf")
 
 
 def test_window_overhead_is_small_with_real_meters():

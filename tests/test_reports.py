@@ -3,25 +3,15 @@ labelling of energy modes, machine comparison, and a clear error when there is n
 
 from __future__ import annotations
 
+import _records as R
 import pandas as pd
 import pytest
 
 from harness.errors import UserError
 from harness.store import ResultStore
 from reports import tables
-from reports.frame import energy_columns, load_results
+from reports.frame import energy_modes, epoch_energy, load_results
 from reports.html import build_report
-
-
-def _reading(domain, joules, mode, source="test", attributable=True):
-    return {
-        "domain": domain,
-        "energy_j": joules,
-        "mode": mode,
-        "source": source,
-        "reason": "",
-        "attributable": attributable,
-    }
 
 
 def _record(
@@ -39,73 +29,55 @@ def _record(
     experiment="fraction_sweep",
     first_wall_s=None,
     seed=0,
+    machine="m",
 ):
-    settings = {"hidden": [10], "active_fraction": fraction, "threads": threads, "seed": seed}
+    energy = [
+        R.energy("cpu-package-0", cpu_j, mode),
+        R.energy("gpu-0", 50.0, "measured", meter="nvml", attributable=False),
+    ]
     epochs = [
-        {
-            "epoch": e,
-            "wall_s": first_wall_s if e == 1 and first_wall_s is not None else wall_s,
-            "cpu_s": wall_s,
-            "energy": [
-                _reading("cpu-package-0", cpu_j, mode),
-                _reading("gpu-0", 50.0, "measured", attributable=False),
-            ],
-            "op_energy": _reading("ops", 1e-6, "estimated"),
-            "train_loss": 1.0 / e,
-            "test_accuracy": accuracy - 0.1 * (2 - e),
-            "active_fraction": fraction,
-            "computed_fraction": fraction if model == "lsh" else 1.0,
-            "mults": {
-                "forward": mults,
-                "backward": 0,
-                "update": 0,
-                "hashing": 0,
-                "rebuild": 0,
-                "inference": 0,
-                "training": mults,
-            },
-            "extra": {},
-        }
+        R.epoch(
+            e,
+            wall_s=first_wall_s if e == 1 and first_wall_s is not None else wall_s,
+            accuracy=accuracy - 0.1 * (2 - e),
+            mults=mults,
+            loss=1.0 / e,
+            energy_rows=energy,
+            fraction=fraction,
+            computed=fraction if model == "lsh" else 1.0,
+            op_energy_j=1e-6,
+        )
         for e in (1, 2)
     ]
-    return {
-        "experiment": experiment,
-        "cell_id": f"{dataset}-{model}-{fraction}-{threads}" + (f"-s{seed}" if seed else ""),
-        "status": "ok",
-        "profile": "test",
-        "dataset": {"name": dataset, "n_train": n_train, "n_test": 50},
-        "model": {"name": model, "config": settings},
-        "epochs": epochs,
-        "inference": {"n_examples": 50, "wall_s": 0.1, "mults": 500},
-        "idle_power_w": {},
-    }
+    return R.cell(
+        f"{dataset}-{model}-{fraction}-{threads}" + (f"-s{seed}" if seed else ""),
+        epochs=epochs,
+        machine_id=machine,
+        experiment=experiment,
+        model=model,
+        dataset=dataset,
+        n_train=n_train,
+        settings={"active_fraction": fraction, "threads": threads, "seed": seed},
+    )
 
 
 @pytest.fixture
 def results(tmp_path):
     for machine, speed in (("fast-box", 1.0), ("slow-box", 3.0)):
         store = ResultStore(tmp_path, machine)
-        store.write_machine({"cpu": {"model": f"{machine} cpu", "logical_cores": 2}})
-        store.write_cell(_record("dense", 1.0, 0.90, 10_000, 2.0 * speed))
-        store.write_cell(_record("dense-minibatch", 1.0, 0.91, 10_000, 0.25 * speed))
-        store.write_cell(_record("lsh", 0.05, 0.89, 500, 0.5 * speed))
-        store.write_cell(_record("lsh", 0.5, 0.90, 5_000, 1.0 * speed))
-        store.write_cell(_record("wta", 0.05, 0.70, 10_000, 2.0 * speed))
+        m = {"machine": machine}
+        store.write_cell(_record("dense", 1.0, 0.90, 10_000, 2.0 * speed, **m))
+        store.write_cell(_record("dense-minibatch", 1.0, 0.91, 10_000, 0.25 * speed, **m))
+        store.write_cell(_record("lsh", 0.05, 0.89, 500, 0.5 * speed, **m))
+        store.write_cell(_record("lsh", 0.5, 0.90, 5_000, 1.0 * speed, **m))
+        store.write_cell(_record("wta", 0.05, 0.70, 10_000, 2.0 * speed, **m))
         for t in (1, 2):  # 2 threads start slowly: speedup counts the epochs after the first
             store.write_cell(
                 _record("lsh", 0.05, 0.89, 500, speed / t, threads=t, experiment="thread_scaling",
-                        first_wall_s=10 * speed if t == 2 else None)
+                        first_wall_s=10 * speed if t == 2 else None, **m)
             )
-    ResultStore(tmp_path, "fast-box").write_cell(
-        {
-            "experiment": "fraction_sweep",
-            "cell_id": "broken",
-            "status": "failed",
-            "error": "ValueError: boom",
-            "dataset": {"name": "toy"},
-            "model": {"name": "lsh", "settings": {"active_fraction": 0.1}},
-        }
-    )
+    R.write(tmp_path, R.cell("broken", machine_id="fast-box", model="lsh", status="failed",
+                             settings={"active_fraction": 0.1}))
     return tmp_path
 
 
@@ -135,62 +107,24 @@ def test_summary_ratios_against_dense(results):
     assert lsh["speed_vs_dense_minibatch"].item() == pytest.approx(0.5)
 
 
-def test_measured_and_estimated_energy_are_never_added():
-    cols = energy_columns(
-        [
-            _reading("cpu-package-0", 3.0, "measured"),
-            _reading("cpu-package-1", 4.0, "measured"),
-            _reading("cpu", 10.0, "estimated"),
-            _reading("gpu-0", 7.0, "measured", attributable=False),
-            {"domain": "dram-0", "energy_j": None, "mode": "unavailable", "source": "x"},
-        ],
-        "",
-    )
-    assert cols["cpu_measured_j"] == 7.0
-    assert cols["cpu_estimated_j"] == 10.0
-    assert cols["gpu_idle_measured_j"] == 7.0
-    assert "gpu_measured_j" not in cols
-
-
-def test_net_energy_columns_come_from_measured_idle_power_only():
-    splits = [
-        {
-            "domain": "cpu-package-0",
-            "gross_j": 10.0,
-            "idle_power_w": 2.0,
-            "idle_j": 4.0,
-            "net_j": 6.0,
-            "mode": "measured",
-            "source": "rapl",
-        },
-        {
-            "domain": "gpu-0",
-            "gross_j": 50.0,
-            "idle_power_w": 25.0,
-            "idle_j": 50.0,
-            "net_j": 0.0,
-            "mode": "measured",
-            "source": "nvml",
-        },
-        {
-            "domain": "cpu",
-            "gross_j": 3.0,
-            "idle_power_w": None,
-            "idle_j": None,
-            "net_j": None,
-            "mode": "estimated",
-            "source": "cpu-time-model",
-        },
+def test_energy_is_long_form_and_modes_are_never_added(tmp_path):
+    rows = [
+        R.energy("cpu-package-0", 3.0, "measured", idle_j=1.0),
+        R.energy("cpu-package-1", 4.0, "measured", idle_j=1.5),
+        R.energy("cpu", 10.0, "estimated", meter="cpu-estimate"),
+        R.energy("gpu-0", 7.0, "measured", meter="nvml", attributable=False),
+        R.energy("dram-0", None),
     ]
-    readings = [
-        _reading("cpu-package-0", 10.0, "measured"),
-        _reading("gpu-0", 50.0, "measured", attributable=False),
-        _reading("cpu", 3.0, "estimated"),
-    ]
-    cols = energy_columns(readings, "", splits)
-    assert cols["cpu_measured_net_j"] == 6.0
-    assert cols["gpu_idle_measured_net_j"] == 0.0
-    assert "cpu_estimated_net_j" not in cols
+    R.write(tmp_path, R.cell("c", epochs=[R.epoch(1, energy_rows=rows)]))
+    res = load_results(tmp_path)
+    assert len(res.energy) == 5  # one row per domain, unavailable included
+    assert set(res.energy["meter"]) == {"rapl", "cpu-estimate", "nvml"}
+    e = epoch_energy(res, "cpu").set_index("mode")["energy_j"]
+    assert e["measured"] == 7.0 and e["estimated"] == 10.0  # side by side, never summed
+    net = epoch_energy(res, "cpu", net=True).set_index("mode")["energy_j"]
+    assert net["measured"] == pytest.approx(4.5) and "estimated" not in net  # no idle term
+    assert epoch_energy(res, "gpu").empty  # a GPU the model did not use is not its cost
+    assert energy_modes(res, "cpu") == {"measured", "estimated"}
 
 
 def test_report_draws_every_figure_and_labels_estimates(results, tmp_path):
@@ -266,10 +200,10 @@ def with_unknown(tmp_path, monkeypatch):
 
     monkeypatch.setattr(catalogue, "_warned", set())  # warn afresh whatever ran before
     store = ResultStore(tmp_path, "box")
-    store.write_cell(_record("dense", 1.0, 0.90, 10_000, 2.0))
+    store.write_cell(_record("dense", 1.0, 0.90, 10_000, 2.0, machine="box"))
     for model in ("lsh", "lsh-rowwise", "mystery-net"):
         for fraction in (0.05, 0.5):
-            store.write_cell(_record(model, fraction, 0.85, 500, 0.5))
+            store.write_cell(_record(model, fraction, 0.85, 500, 0.5, machine="box"))
     return tmp_path
 
 
@@ -318,9 +252,9 @@ def test_error_bars_are_t_intervals_over_seeds_and_captions_say_so(tmp_path):
     from reports.figures import accuracy_vs_fraction
 
     store = ResultStore(tmp_path, "box")
-    store.write_cell(_record("dense", 1.0, 0.90, 10_000, 2.0))
+    store.write_cell(_record("dense", 1.0, 0.90, 10_000, 2.0, machine="box"))
     for seed, acc in enumerate((0.80, 0.82, 0.84)):
-        store.write_cell(_record("lsh", 0.05, acc, 500, 0.5, seed=seed))
+        store.write_cell(_record("lsh", 0.05, acc, 500, 0.5, seed=seed, machine="box"))
     spec = accuracy_vs_fraction(load_results(tmp_path))
     assert spec is not None
     row = spec.data.set_index("model").loc["lsh"]

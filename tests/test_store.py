@@ -9,31 +9,53 @@ import os
 import pytest
 
 from harness.errors import StoreError
-from harness.store import ResultStore, atomic_write_json, iter_records, safe_name
+import _records as R
+from harness.store import ResultStore, State, atomic_write_json, iter_records, read_record, safe_name
 
 
-def _record(cell_id="c1", status="ok"):
-    return {"experiment": "exp", "cell_id": cell_id, "status": status, "value": 1.5}
+def _record(cell_id="c1", status="ok", machine="m"):
+    return R.cell(cell_id, machine_id=machine, status=status, experiment="exp",
+                  epochs=[R.epoch(1, wall_s=1.5)])
 
 
 def test_write_then_read_back(tmp_path):
     store = ResultStore(tmp_path, "my machine/1")
-    path = store.write_cell(_record())
+    path = store.write_cell(_record(machine="my machine/1"))
     assert path.parent.parent.name == "my_machine_1"
-    assert json.loads(path.read_text())["value"] == 1.5
-    assert store.finished("exp", "c1")
-    assert not store.finished("exp", "other")
-    assert [p.name for p, _ in iter_records(tmp_path)] == ["c1.json"]
+    assert json.loads(path.read_text())["epochs"][0]["wall_s"] == 1.5
+    assert read_record(path) == _record(machine="my machine/1")  # typed, round trip
+    assert store.state("exp", "c1")[0] is State.OK
+    assert store.state("exp", "other") == (State.MISSING, None)
+    assert [(m, p.name) for m, p, _ in iter_records(tmp_path)] == [("my_machine_1", "c1.json")]
 
 
 def test_failed_or_corrupt_records_do_not_count_as_finished(tmp_path):
     store = ResultStore(tmp_path, "m")
     store.write_cell(_record("bad", status="failed"))
-    assert not store.finished("exp", "bad")
+    assert store.state("exp", "bad")[0] is State.FAILED
     store.cell_path("exp", "broken").write_text("{ not json")
-    assert not store.finished("exp", "broken")
+    assert store.state("exp", "broken") == (State.UNUSABLE, None)
     # Readers skip the corrupt file instead of failing.
-    assert [r["cell_id"] for _, r in iter_records(tmp_path)] == ["bad"]
+    assert [r.cell_id for _, _, r in iter_records(tmp_path)] == ["bad"]
+
+
+def test_a_newer_schema_record_is_never_overwritten_and_is_named(tmp_path, caplog):
+    store = ResultStore(tmp_path, "m")
+    path = store.cell_path("exp", "c1")
+    newer = {**_record().to_dict(), "schema_version": 99, "from_the_future": True}
+    atomic_write_json(path, newer)
+    before = path.read_bytes()
+    with caplog.at_level("WARNING"):
+        assert store.state("exp", "c1") == (State.NEWER, None)
+    assert str(path) in caplog.text and "schema 99" in caplog.text
+    with pytest.raises(StoreError, match="schema 99.*not overwritten"):
+        store.write_cell(_record())
+    assert path.read_bytes() == before
+
+
+def test_a_record_for_another_machine_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="given to"):
+        ResultStore(tmp_path, "m").write_cell(_record(machine="other"))
 
 
 def test_full_disk_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):

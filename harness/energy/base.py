@@ -72,6 +72,7 @@ class EnergyReading:
     source: str
     reason: str = ""
     attributable: bool = True
+    meter: str = ""  # the backend that read it (set by harness.measure)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
