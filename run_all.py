@@ -14,7 +14,12 @@ from __future__ import annotations
 
 import sys
 
-from harness.cli import main
+from harness import cli
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.main(["run", *(sys.argv[1:] if argv is None else argv)], prog="run_all.py")
+
 
 if __name__ == "__main__":
-    sys.exit(main(["run", *sys.argv[1:]], prog="run_all.py"))
+    sys.exit(main())

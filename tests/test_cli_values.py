@@ -1,6 +1,6 @@
 """Bad option values: one line and exit 2 from both entry points, before any expensive work;
 the library refuses them too, so a null energy is never stored as "estimated"; and a sweep
-that stops on its data leaves the previous machine.json as it was."""
+that stops on its data keeps what it stored and writes nothing else."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from harness.__main__ import Bounded, build_parser
-from harness.__main__ import main as harness_main
+from harness.cli import Bounded, build_parser
+from harness.cli import main as harness_main
 from harness.energy import CpuTimeEstimateMeter, select_meters
-from harness.errors import DataError, MeterError
+from harness.errors import MeterError
 from harness.measure import MeasureError, idle_power
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,23 +38,25 @@ COMMON_BAD = ["-1", "nan", "-nan", "inf", "-inf", "1e999", "1e9", "abc", ""]
 OPTIONS = {
     ("run_all", "--cpu-power-w"): [*COMMON_BAD, "0", "-0", "1000.5"],
     ("run_all", "--idle-s"): [*COMMON_BAD, "3600.5", "-0.001"],
+    ("run_all", "--cell-timeout"): [*COMMON_BAD, "0", "-0", "3e6"],
     ("harness env", "--cpu-power-w"): [*COMMON_BAD, "0", "1000.5"],
 }
 GOOD = {
     ("run_all", "--cpu-power-w"): ["0.5", "1000"],
     ("run_all", "--idle-s"): ["0", "2.5", "3600"],
+    ("run_all", "--cell-timeout"): ["0.5", "86400"],
     ("harness env", "--cpu-power-w"): ["4", "1e3"],
 }
 CASES = [(entry, opt, value) for (entry, opt), values in OPTIONS.items() for value in values]
 
 
 def _parsers() -> dict[str, argparse.ArgumentParser]:
-    """Each entry point's parser and sub-command parser, by the name used in OPTIONS."""
-    parsers = {"run_all": run_all.build_parser()}
+    """Each sub-command's parser, by the name used in OPTIONS (run_all.py is `run`)."""
+    parsers = {}
     for action in build_parser()._actions:
         if isinstance(action, argparse._SubParsersAction):
             for name, sub in action.choices.items():
-                parsers[f"harness {name}"] = sub
+                parsers["run_all" if name == "run" else f"harness {name}"] = sub
     return parsers
 
 
@@ -64,7 +66,7 @@ def test_the_table_covers_every_numeric_option_of_both_entry_points():
         for action in parser._actions:
             assert action.type not in (float, int), (
                 f"{entry} {action.option_strings}: plain float/int lets inf and nan through; "
-                "use harness.__main__.Bounded"
+                "use harness.cli.Bounded"
             )
             if isinstance(action.type, Bounded):
                 numeric.add((entry, action.option_strings[-1]))
@@ -123,10 +125,8 @@ def test_bad_value_is_one_line_and_exit_2_before_any_work(
     [(e, o, v) for (e, o), values in GOOD.items() for v in values],
 )
 def test_sane_values_are_accepted(entry, option, value):
-    if entry == "run_all":
-        args = run_all.parse_args([option, value])
-    else:
-        args = build_parser().parse_args(["env", option, value])
+    command = "run" if entry == "run_all" else "env"
+    args = build_parser().parse_args([command, option, value])
     assert getattr(args, option.lstrip("-").replace("-", "_")) == float(value)
 
 
@@ -191,40 +191,34 @@ def test_idle_power_of_zero_seconds_measures_nothing():
     assert slept == [] and meter.begun == 0
 
 
-# -- machine.json and a sweep that fails on its data -------------------------------------------
-
-OLD_MACHINE = '{"marker": "the machine that made the stored records"}\n'
+# -- a sweep that fails on its data ------------------------------------------------------------
 
 
 @pytest.fixture
 def sweep(tmp_path, monkeypatch):
-    """run_all in-process on the smoke profile, two models, with cells faked by ``script``."""
-    import harness.machine
+    """run_all in-process on the smoke profile, two models; ``script`` says, cell by cell,
+    whether its child reports bad data (a user error) or trains for real."""
     import harness.plan
     import harness.runner
     import reports.html
+    from harness.isolate import Outcome
 
-    monkeypatch.setenv("HASHSPARSE_MACHINE_ID", "box")
-    monkeypatch.setattr(harness.machine, "fingerprint", lambda: {"cpu": {"model": "new"}})
     monkeypatch.setattr(harness.plan, "plan_text", lambda *a, **k: "plan")
     monkeypatch.setattr(reports.html, "build_report", lambda *a, **k: tmp_path / "index.html")
     calls: list[str] = []
+    real = harness.runner.run_task
 
     def run(script: list[str]) -> int:
-        def fake_run_cell(cell, data, meters, idle):  # type: ignore[no-untyped-def]
-            calls.append(cell.cell_id)
+        def fake_run_task(task, options):  # type: ignore[no-untyped-def]
+            calls.append(task.cell.cell_id)
             if script[min(len(calls), len(script)) - 1] == "data":
-                raise DataError(f"dataset {cell.dataset} is corrupt; delete its cache")
-            return {
-                "experiment": cell.experiment,
-                "cell_id": cell.cell_id,
-                "dataset": {"name": cell.dataset},
-                "model": {"name": cell.model},
-                "epochs": [],
-            }
+                return Outcome(user_error=f"dataset {task.cell.dataset} is corrupt; delete "
+                               "its cache")
+            return real(task, options)
 
-        monkeypatch.setattr(harness.runner, "run_cell", fake_run_cell)
-        argv = ["--profile", "smoke", "--models", "dense", "dropout", "--idle-s", "0"]
+        monkeypatch.setattr(harness.runner, "run_task", fake_run_task)
+        argv = ["--profile", "smoke", "--models", "dense", "dropout", "--idle-s", "0",
+                "--only", "fraction_sweep", "--machine-id", "box"]
         argv += ["--no-meter", "nvml", "--results", str(tmp_path / "results")]
         return _exit_code("run_all", argv)
 
@@ -237,42 +231,26 @@ def sweep(tmp_path, monkeypatch):
     measure_log.setLevel(saved[2])  # setLevel also clears the loggers' cached levels
 
 
-def test_sweep_failing_on_data_leaves_machine_json_untouched(sweep, capsys):
+def test_sweep_failing_on_data_stops_in_one_line_and_writes_nothing(sweep, capsys):
     folder, run, calls = sweep
-    folder.mkdir(parents=True)
-    (folder / "machine.json").write_text(OLD_MACHINE)
     assert run(["data"]) == 2
     err = capsys.readouterr().err
     assert err.strip().splitlines()[-1] == "error: dataset digits is corrupt; delete its cache"
     assert "Traceback" not in err
-    assert calls  # the first cell was tried
-    assert (folder / "machine.json").read_text() == OLD_MACHINE
-    assert sorted(p.name for p in folder.iterdir()) == ["machine.json"]  # no probe left
+    assert len(calls) == 1  # the first cell was tried, and the sweep stopped there
+    assert not list(folder.glob("*/*.json"))
+    assert not (folder / ".write-probe").exists()
 
 
-def test_sweep_failing_on_data_writes_no_machine_json_where_there_was_none(sweep):
-    folder, run, _ = sweep
-    assert run(["data"]) == 2
-    assert not (folder / "machine.json").exists()
-
-
-def test_machine_json_is_written_with_the_first_stored_record(sweep):
+def test_records_stored_before_a_data_failure_are_kept(sweep):
     folder, run, calls = sweep
-    folder.mkdir(parents=True)
-    (folder / "machine.json").write_text(OLD_MACHINE)
     assert run(["ok", "data"]) == 2  # the second cell fails on its data
     assert len(calls) == 2
-    machine = json.loads((folder / "machine.json").read_text())
-    assert machine["cpu"] == {"model": "new"} and "energy_meters" in machine
     (stored,) = [p for p in folder.glob("*/*.json")]
-    assert json.loads(stored.read_text())["cell_id"] == calls[0]
-
-
-def test_machine_json_restored_when_every_cell_was_stored(sweep):
-    folder, run, calls = sweep
+    record = json.loads(stored.read_text())
+    assert record["cell_id"] == calls[0] and record["status"] == "ok"
+    # the machine and the code that produced it travel with the record itself
+    assert record["machine"]["machine_id"] == "box" and "energy_meters" in record["machine"]
+    assert record["code"]["package_version"]
     assert run(["ok"]) == 0
-    n = len(calls)
-    (folder / "machine.json").unlink()
-    assert run(["ok"]) == 0
-    assert len(calls) == n  # nothing rerun
-    assert json.loads((folder / "machine.json").read_text())["cpu"] == {"model": "new"}
+    assert calls[2] != calls[0]  # the stored cell is not rerun

@@ -3,12 +3,14 @@ a hand-computed total, a real (tiny) calibration, and `run_all.py --plan` writin
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import _records as R
 import pytest
 
 import models
@@ -70,10 +72,21 @@ def test_mnist_auto_is_counted_under_the_set_it_resolves_to():
     assert s.counts["dataset"] == {f"mnist-auto={real}": 1}
 
 
-def _finished(store: ResultStore, cell: Cell, **extra) -> None:
-    store.write_cell(
-        {"experiment": cell.experiment, "cell_id": cell.cell_id, "status": "ok"} | extra
-    )
+def _finished(
+    store: ResultStore,
+    cell: Cell,
+    walls: tuple[float, ...] = (1.0,),
+    config: dict | None = None,
+    inference_wall_s: float = 0.1,
+) -> None:
+    rec = R.cell(cell.cell_id, machine_id=store.machine_id, experiment=cell.experiment,
+                 model=cell.model, n_train=cell.n_train or 100, n_test=cell.n_test or 50,
+                 settings=cell.settings, epochs=[R.epoch(i + 1, wall_s=w)
+                                                 for i, w in enumerate(walls)],
+                 inference_wall_s=inference_wall_s)
+    if config is not None:
+        rec = dataclasses.replace(rec, model=dataclasses.replace(rec.model, config=config))
+    store.write_cell(rec)
 
 
 def test_estimate_arithmetic_with_an_injected_rate_table(tmp_path):
@@ -116,15 +129,8 @@ def test_stored_records_of_the_same_key_replace_calibration(tmp_path):
         {"n_inputs": 64, "n_classes": 10, **CELLS[0].settings, "seed": 7}
     )
     cell = Cell("fraction_sweep", "digits", "dense", {**CELLS[0].settings, "seed": 7}, 3, 100, 50)
-    record = {
-        "machine_id": "here",
-        "model": {"name": "dense", "config": config.to_dict()},
-        "dataset": {"n_train": 100},
-        "epochs": [{"wall_s": 0.9}, {"wall_s": 0.2}, {"wall_s": 0.4}],
-        "inference": {"wall_s": 0.01, "n_examples": 50},
-    }
-    _finished(store, cell, **record)
-    _finished(other, cell, **{**record, "machine_id": "another-machine", "epochs": []})
+    _finished(store, cell, (0.9, 0.2, 0.4), config.to_dict(), inference_wall_s=0.01)
+    _finished(other, cell, (5.0,), config.to_dict())  # another machine's rate is not ours
 
     def no_calibration(probes):
         assert [p.cell for p in probes] == [CELLS[2], CELLS[3], CELLS[4]]
@@ -168,11 +174,11 @@ def test_calibration_past_its_budget_borrows_the_most_similar_rate():
 
 
 def test_run_all_plan_prints_the_estimate_and_writes_nothing(tmp_path):
-    env = {**os.environ, "HASHSPARSE_MACHINE_ID": "test-machine", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     results = tmp_path / "results"
     proc = subprocess.run(
         [sys.executable, str(ROOT / "run_all.py"), "--profile", "smoke", "--plan"]
-        + ["--results", str(results)],
+        + ["--results", str(results), "--machine-id", "test-machine"],
         cwd=tmp_path,
         env=env,
         capture_output=True,

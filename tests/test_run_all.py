@@ -18,9 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(args, cwd, timeout=300):
-    env = {**os.environ, "HASHSPARSE_MACHINE_ID": "test-machine", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, str(ROOT / "run_all.py"), *args],
+        [sys.executable, str(ROOT / "run_all.py"), *args, "--machine-id", "test-machine"],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -63,7 +63,7 @@ def test_smoke_run_writes_records_for_every_model(smoke):
             assert ep["mults"]["training"] > 0
             modes = {e["mode"] for e in ep["energy"]}
             assert modes and modes <= {"measured", "estimated", "unavailable"}
-    assert (work / "results" / "test-machine" / "machine.json").exists()
+        assert r["machine"]["machine_id"] == "test-machine" and r["code"]["package_version"]
     assert "report:" in proc.stdout
 
 
