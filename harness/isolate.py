@@ -20,10 +20,12 @@ import json
 import logging
 import multiprocessing
 import os
+import select
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,22 +51,41 @@ class Outcome:
     exit_code: int = 2  # of the user error
 
 
-def child_setup() -> None:
-    """First thing in every child: die with the parent, and leave a stack trace on a crash."""
+def child_setup(sweep_pid: int | None = None) -> None:
+    """First thing in every child: die with the sweep, and leave a stack trace on a crash.
+
+    ``sweep_pid`` is the process that waits for this one (default: the parent). A forkserver
+    child's parent is the forkserver, which outlives a killed sweep by the seconds its
+    interpreter takes to shut down, so the child watches the sweep itself."""
     with contextlib.suppress(OSError, AttributeError):  # Linux only; elsewhere best effort
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    pid = os.getppid() if sweep_pid is None else sweep_pid
+    if not _alive(pid):  # the sweep died while this one started
+        os._exit(1)
+    threading.Thread(target=_die_with, args=(pid,), name="die-with-sweep", daemon=True).start()
     faulthandler.enable()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
-def _forkserver_child(task: CellTask, out: str, err: str, parent_pid: int) -> None:
+def _die_with(pid: int) -> None:
+    """Block until ``pid`` ends, then end this process at once (no cleanup: nothing of a
+    cell is worth keeping once its sweep is gone)."""
+    try:
+        fd = os.pidfd_open(pid)  # Linux 5.3+: readable when the process ends
+    except (AttributeError, OSError):
+        while _alive(pid):
+            time.sleep(0.2)
+    else:
+        select.select([fd], [], [])
+    os._exit(1)
+
+
+def _forkserver_child(task: CellTask, out: str, err: str, sweep_pid: int) -> None:
     with open(err, "ab", buffering=0) as fh:  # stdout too: the parent's terminal stays clean
         os.dup2(fh.fileno(), 2)
         os.dup2(fh.fileno(), 1)
-    child_setup()
-    if os.getppid() == 1 or not _alive(parent_pid):  # the sweep died while this one started
-        os._exit(1)
+    child_setup(sweep_pid)
     from harness.cell import outcome_of
     from harness.store import atomic_write_json
 
