@@ -175,14 +175,8 @@ class MultCounts:
         d["training"] = self.training
         return d
 
-    def copy(self) -> MultCounts:
-        return dataclasses.replace(self)
-
     def __add__(self, other: MultCounts) -> MultCounts:
         return MultCounts(**{k: getattr(self, k) + getattr(other, k) for k in _COUNT_FIELDS})
-
-    def __sub__(self, other: MultCounts) -> MultCounts:
-        return MultCounts(**{k: getattr(self, k) - getattr(other, k) for k in _COUNT_FIELDS})
 
 
 _COUNT_FIELDS = tuple(f.name for f in dataclasses.fields(MultCounts))
@@ -274,6 +268,12 @@ class Model(ABC):
     def describe(self) -> dict[str, Any]:
         """Model-specific facts worth storing with a result (memory, table sizes, ...)."""
         return {"n_params": int(sum(w.size + b.size for w, b in self.params()))}
+
+    def diagnostics(self, X: np.ndarray) -> dict[str, Any]:
+        """Measurements about the trained model that cost real time (unlike ``describe``),
+        taken by the harness after training, outside measured windows, on X (the test
+        set). Must not change parameters or counts. Default: none."""
+        return {}
 
     def params(self) -> list[tuple[np.ndarray, np.ndarray]]:
         return list(zip(self.weights_, self.biases_, strict=True))

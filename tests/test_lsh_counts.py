@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import models
+from models.lsh import kernels
 from models.optim import ADAGRAD_EPS, MULTS_PER_PARAM
 
 
@@ -55,7 +56,15 @@ def _rowwise(W, S, j, dz, cols, cfg, c):  # type: ignore[no-untyped-def]
     c["update"] += 5 * len(cols) + 2  # l2*w, g*g; dz*x, l2*w, step*g again; mean, step
 
 
-def _replay(net, X, y, W, B):  # type: ignore[no-untyped-def]
+def _train_recorded(net, X, y):  # type: ignore[no-untyped-def]
+    """One epoch through the kernels, keeping each example's active sets: (stats, the
+    epoch's order, (sets, sizes) per trained example)."""
+    rec = kernels.new_record(X.shape[0], len(net.config.hidden), net._maxw)
+    st = net._train_epoch(X, y, rec)
+    return st, st.extra["order"], (rec.sets, rec.n)
+
+
+def _replay(net, X, y, W, B, order, active):  # type: ignore[no-untyped-def]
     cfg = net.config
     KL = cfg.K * cfg.L
     H = len(cfg.hidden)
@@ -64,8 +73,8 @@ def _replay(net, X, y, W, B):  # type: ignore[no-untyped-def]
     VB = [np.zeros_like(b) for b in B]
     AB = [np.zeros_like(b) for b in B]
     c = {"forward": 0, "backward": 0, "update": 0, "hashing": 0, "forward_hidden": 0}
-    sets, sizes = net.last_active_
-    for e, ex in enumerate(net.last_order_):
+    sets, sizes = active
+    for e, ex in enumerate(order):
         x = X[ex]
         nz = [(i, x[i]) for i in range(x.size) if x[i] != 0]
         levels = [nz]
@@ -138,9 +147,8 @@ def test_counts_equal_pure_python_replay(extra: dict) -> None:
     y = rng.integers(0, 3, 12)
     W = [w.copy() for w in net.weights_]
     B = [b.copy() for b in net.biases_]
-    net.record_active = True
-    st = net.train_epoch(X, y)
-    ref = _replay(net, X, y, W, B)
+    st, order, active = _train_recorded(net, X, y)
+    ref = _replay(net, X, y, W, B, order, active)
     got = {**st.mults.as_dict(), "forward_hidden": st.extra["mults_forward_hidden"]}
     for phase, value in ref.items():
         assert value > 0 and got[phase] == value, phase
@@ -154,4 +162,4 @@ def test_counts_equal_pure_python_replay(extra: dict) -> None:
     for a, b in zip(net.weights_ + net.biases_, W + B, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
     assert st.active_fraction == pytest.approx(
-        net.last_active_[1].sum() / (12 * sum(net.config.hidden)))
+        active[1].sum() / (12 * sum(net.config.hidden)))

@@ -60,14 +60,13 @@ def test_retrieval_recall_against_exact_topk(family: str) -> None:
 
 def _buckets(capacity: int, fifo: bool, codes: np.ndarray) -> tuple:
     n = codes.shape[0]
-    ip = np.array([1, 1, capacity, 0, 1, 0, 0, int(fifo), n, 1], np.int64)
     tab = np.zeros(2 * capacity, np.int32)
     tsize = np.zeros(2, np.int32)
     tseen = np.zeros(2, np.int64)
     old = np.zeros((n, 1), np.int32)
-    kernels.table_update(tab, tsize, tseen, old, codes, np.arange(n, dtype=np.int64), 0, ip,
-                         True, np.uint64(5))
-    return tab.reshape(2, capacity), tsize, tseen, old, ip
+    kernels.table_update(tab, tsize, tseen, old, codes, np.arange(n, dtype=np.int64), 0, 1, 1,
+                         capacity, fifo, True, np.uint64(5))
+    return tab.reshape(2, capacity), tsize, tseen, old, capacity
 
 
 def test_fifo_keeps_the_newest_arrivals() -> None:
@@ -82,12 +81,12 @@ def test_reservoir_is_bounded_and_uniform() -> None:
     codes = np.zeros((50, 1), np.int32)
     kept = np.zeros(50)
     for seed in range(200):
-        ip = np.array([1, 1, 5, 0, 1, 0, 0, 0, 50, 1], np.int64)
         tab = np.zeros(10, np.int32)
         tsize = np.zeros(2, np.int32)
         tseen = np.zeros(2, np.int64)
         kernels.table_update(tab, tsize, tseen, np.zeros((50, 1), np.int32), codes,
-                             np.arange(50, dtype=np.int64), 0, ip, True, np.uint64(seed))
+                             np.arange(50, dtype=np.int64), 0, 1, 1, 5, False, True,
+                             np.uint64(seed))
         assert tsize[0] == 5 and tseen[0] == 50 and len(set(tab[:5])) == 5
         kept[tab[:5]] += 1
     # each arrival is kept with probability 5/50: first and second half alike
@@ -96,10 +95,10 @@ def test_reservoir_is_bounded_and_uniform() -> None:
 
 def test_incremental_move_between_buckets() -> None:
     codes = np.array([[0], [0], [1]], np.int32)
-    tab, tsize, tseen, old, ip = _buckets(4, False, codes)
+    tab, tsize, tseen, old, cap = _buckets(4, False, codes)
     flat, ts = tab.ravel(), tsize
     kernels.table_update(flat, ts, tseen, old, np.array([[1]], np.int32),
-                         np.array([0], np.int64), 0, ip, False, np.uint64(1))
+                         np.array([0], np.int64), 0, 1, 1, cap, False, False, np.uint64(1))
     tab = flat.reshape(2, 4)
     assert sorted(tab[0, : ts[0]]) == [1] and sorted(tab[1, : ts[1]]) == [0, 2]
     assert old[0, 0] == 1
@@ -144,7 +143,6 @@ def test_hamming_selection_matches_exact_ranking(n_out: int, KL: int, cap: int,
     words[-1] &= np.uint64((1 << (KL - 64 * (nw - 1))) - 1) if KL % 64 else ~np.uint64(0)
     sk = np.concatenate([np.zeros(nw * maxw, np.uint64), words.ravel()])  # layer 1 of 2
     acc = rng.standard_normal(KL).astype(np.float32)
-    ip = np.array([KL, 1, 1, 4, 1, 0, 0, 0, maxw, 2, 1], np.int64)
     dist = np.zeros((maxw + 63) // 64 * 64, np.int32)
     qw = np.zeros(nw + 2 * ((maxw + 63) // 64), np.uint64)
     sel = np.full(maxw, -1, np.int32)
@@ -154,7 +152,7 @@ def test_hamming_selection_matches_exact_ranking(n_out: int, KL: int, cap: int,
     ref = (nbits != qbits).sum(axis=1)
     picked = []
     for seed in range(1, 6):
-        n, _ = kernels._select_hamming(acc, 1, n_out, cap, ip, sk, dist, qw, sel,
+        n, _ = kernels._select_hamming(acc, 1, n_out, cap, KL, maxw, sk, dist, qw, sel,
                                        np.array([seed], np.uint64))
         s = sel[:n]
         assert n == min(cap, n_out) and len(set(s)) == n and s.min() >= 0 and s.max() < n_out

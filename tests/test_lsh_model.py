@@ -152,7 +152,9 @@ def test_edge_settings_train_and_predict(extra: dict) -> None:
             assert len(S) <= caps[h] and len(set(S.tolist())) == len(S)
             assert np.all((S >= 0) & (S < net.config.hidden[h]))
     d = net.describe()
-    assert d["table_bytes"] > 0 and "retrieval_recall" in d
+    assert d["table_bytes"] > 0 and "retrieval_recall" not in d  # describe stays cheap
+    rec = net.diagnostics(X)["retrieval_recall"]
+    assert len(rec) == len(net.config.hidden) and all(0.0 <= r <= 1.0 for r in rec)
 
 
 def test_padding_fills_short_sets_and_is_reported() -> None:
@@ -205,3 +207,18 @@ def test_set_params_rebuilds_tables() -> None:
     assert not net.tables_.built
     net.predict_scores(X)
     assert net.tables_.built
+
+
+def test_diagnostics_report_recall_and_change_nothing() -> None:
+    X, y = _data(30)
+    net = models.build("lsh", {**BASE, "active_fraction": 0.3})
+    net.train_epoch(X, y)
+    before = [w.copy() for w in net.weights_]
+    counts = net.mults_.as_dict()
+    diag = net.diagnostics(X)
+    ref = net.retrieval_recall(X, 256, 0)
+    assert diag["retrieval_recall"] == [ref["layer_0"], ref["layer_1"]]
+    assert diag["retrieval_recall_mean"] == ref["mean"]
+    assert net.mults_.as_dict() == counts
+    assert all(np.array_equal(a, b) for a, b in zip(before, net.weights_, strict=True))
+    assert models.build("dense", BASE).diagnostics(X) == {}  # the base class's default

@@ -99,7 +99,3 @@ class LSHConfig(NetConfig):
     def uses_tables(self) -> bool:
         """Whether selection probes bucket tables (hamming ranks sketches; exact computes)."""
         return self.selection not in ("hamming", "exact")
-
-    @property
-    def n_bits(self) -> int:
-        return self.K * self.L

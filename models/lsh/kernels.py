@@ -1,6 +1,7 @@
 """Numba kernels of the LSH network: pure functions over flat arrays, compiled once (cache=True).
 
-Layout (built by ``network.py``):
+Layout (packed by ``layout.pack``; every index into ``meta``, ``ip`` and ``hp`` is one of the
+named module-level constants below, which numba compiles in as constants):
 
 - ``W`` holds each weight with its optimizer state beside it: entry (j, i) of a hidden layer
   is ``W[(woff + j*n_in + i)*st + s]`` (neuron-major; the dense output layer is input-major,
@@ -11,27 +12,26 @@ Layout (built by ``network.py``):
 - ``B`` the biases; ``VB``, ``AB`` per-neuron optimizer state: the bias's velocity and
   Adagrad sum, except for rowwise_adagrad, where ``VB`` holds each neuron's row sum (mean
   squared gradient of its weights, summed over steps) and ``AB`` the bias's sum.
-- ``meta`` int64 (n_layers, 8), one row per weight layer: n_in, n_out, woff (offset of the
-  layer's (n_out, n_in) block in ``W``, in weights), boff (offset in ``B``), pool (block size of the
-  pooling before hashing), dp (pooled input width), poff (offset of the layer's query
-  projections (dp + 1, K*L) in ``P``, the last row belongs to the bias), cap (active-set cap).
-- ``ip`` int64: K, L, C (bucket capacity), selection (0 topk, 1 threshold, 2 union, 3 exact,
-  4 hamming),
-  min_count, pad (0/1), optimizer (index in models.optim.OPTIMIZERS), overflow
-  (0 reservoir, 1 fifo), max width, number of hidden layers, st (entries per weight).
-- ``hp`` (the weights' dtype): lr, momentum, l2, adagrad epsilon.
-- Tables: ``tab`` int32 (H, L, 2^K, C) flattened, ``tsize`` int32 and ``tseen`` int64
-  (H, L, 2^K): slots used and insertions seen by each bucket.
+- ``meta`` int64 (n_layers, N_META), one row per weight layer, columns ``M_*``.
+- ``ip`` int64 (N_IP,): integer settings, entries ``I_*``; ``hp`` (the weights' dtype,
+  (N_HP,)): real settings, entries ``H_*``.
+- Tables: ``tab`` int32 (H, L, 2^K, C) flattened, ``tsize`` int32 (H, L, 2^K) slots used;
+  ``sk`` uint64 packed sketches (layer, word, neuron).
+
+The kernels take these bundled in NamedTuples (``Layout``, ``Params``, ``Index``) and unpack
+them on entry; numba compiles a NamedTuple's fields as separate arguments, at no cost.
 
 Counts: every kernel adds, per example, the number of floating-point multiplications (and
-divisions) its loops perform into ``cnt`` (forward, backward, update, hashing, rebuild):
-integer sums of loop trip counts, never per-element increments.
+divisions) its loops perform into ``cnt`` (forward, backward, update, hashing): integer sums
+of loop trip counts, never per-element increments.
 
 Randomness (probe order, padding, reservoir) comes from a splitmix64 state passed in by the
 caller, one per thread chunk: no global generator is used.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 from llvmlite import ir
@@ -48,6 +48,104 @@ F_FWD, F_BWD, F_UPD, F_HASH, F_FWD_OUT = 0, 1, 2, 3, 4
 C_HASH, C_SELECT, C_FWD, C_BWD = 5, 6, 7, 8
 N_SLOTS = 9
 MODE_TRAIN, MODE_GRAD, MODE_INFER = 0, 1, 2
+
+# meta columns, per weight layer: n_in, n_out, offset of the layer's block in W (in weights)
+# and in B, pooling block size before hashing, pooled input width dp, offset of the layer's
+# query projections ((dp + 1) x K*L, the last row the bias's) in P, active-set cap
+M_N_IN, M_N_OUT, M_WOFF, M_BOFF, M_POOL, M_DP, M_POFF, M_CAP = range(8)
+N_META = 8
+# ip entries: bits per table, tables, bucket capacity, selection (SEL_*), min_count, pad
+# (0/1), optimizer (OPT_*), overflow (OVERFLOW_*), max hidden width, hidden layers, st
+I_K, I_L, I_CAPACITY, I_SELECTION, I_MIN_COUNT, I_PAD, I_OPTIMIZER, I_OVERFLOW = range(8)
+I_MAX_WIDTH, I_HIDDEN, I_STRIDE = 8, 9, 10
+N_IP = 11
+# hp entries: learning rate, momentum, L2, Adagrad epsilon, and the factor gradients are
+# accumulated with in MODE_GRAD (1 / batch size; 1 otherwise)
+H_LR, H_MOMENTUM, H_L2, H_EPS, H_INV_M = range(5)
+N_HP = 5
+SEL_TOPK, SEL_THRESHOLD, SEL_UNION, SEL_EXACT, SEL_HAMMING = range(5)
+SELECTION_CODES = {"topk": SEL_TOPK, "threshold": SEL_THRESHOLD, "union": SEL_UNION,
+                   "exact": SEL_EXACT, "hamming": SEL_HAMMING}
+OVERFLOW_RESERVOIR, OVERFLOW_FIFO = 0, 1
+OVERFLOW_CODES = {"reservoir": OVERFLOW_RESERVOIR, "fifo": OVERFLOW_FIFO}
+# index in models.optim.OPTIMIZERS (layout.pack checks the order)
+OPT_SGD, OPT_MOMENTUM, OPT_ADAGRAD_MOMENTUM, OPT_ROWWISE_ADAGRAD = range(4)
+
+
+class Layout(NamedTuple):
+    """What the kernels know of the network: ``meta``, ``ip``, ``hp`` (see above)."""
+
+    meta: np.ndarray
+    ip: np.ndarray
+    hp: np.ndarray
+
+
+class Params(NamedTuple):
+    """Weights with their interleaved state, biases, the biases' (or rows') state."""
+
+    W: np.ndarray
+    B: np.ndarray
+    VB: np.ndarray
+    AB: np.ndarray
+
+
+class Index(NamedTuple):
+    """The query projections and the tables selection reads."""
+
+    P: np.ndarray
+    tab: np.ndarray
+    tsize: np.ndarray
+    sk: np.ndarray
+
+
+class Record(NamedTuple):
+    """Per example and hidden layer: the active set (``sets``, -1 padded) and its size;
+    written when a kernel's ``record`` flag is set (else 1-element placeholders)."""
+
+    sets: np.ndarray
+    n: np.ndarray
+
+
+class ThreadStats(NamedTuple):
+    """Per thread chunk (row c): counters (N_SLOTS), summed loss, active nodes, paddings."""
+
+    cnt: np.ndarray
+    loss: np.ndarray
+    active: np.ndarray
+    pad: np.ndarray
+
+
+class Scratch(NamedTuple):
+    """Per-thread working arrays of one example (see ``_scratch``)."""
+
+    aidx: np.ndarray  # (H + 1, maxw) int32: each level's non-zero inputs ...
+    aval: np.ndarray  # ... and their values (level 0 the input, level l+1 layer l's output)
+    acnt: np.ndarray  # (H + 1,) non-zeros per level
+    sel: np.ndarray  # (H, maxw) int32: each layer's active set
+    counts: np.ndarray  # (maxw,) collision counts (zero between uses)
+    touched: np.ndarray  # neurons with a count; hamming's distances
+    hist: np.ndarray  # (L + 2,) histogram of collision counts
+    acc: np.ndarray  # (K*L,) the query's projections
+    pooled: np.ndarray  # (max dp + 1,) the pooled input
+    logits: np.ndarray  # (n_classes,) logits, then probabilities, then dZ
+    cstep: np.ndarray  # (n_classes,) row-wise Adagrad's step per class
+    dA: np.ndarray  # (maxw,) gradient at the current level's inputs
+    dA2: np.ndarray  # (maxw,) ... being accumulated for the level below
+    qw: np.ndarray  # hamming's query words, then its two bit masks
+
+
+def empty_record() -> Record:
+    return Record(np.zeros((1, 1, 1), np.int32), np.zeros((1, 1), np.int32))
+
+
+def new_record(n: int, n_hidden: int, max_width: int) -> Record:
+    return Record(np.full((n, n_hidden, max_width), -1, np.int32),
+                  np.zeros((n, n_hidden), np.int32))
+
+
+def new_stats(n_chunks: int) -> ThreadStats:
+    return ThreadStats(np.zeros((n_chunks, N_SLOTS), np.int64), np.zeros(n_chunks),
+                       np.zeros(n_chunks, np.int64), np.zeros(n_chunks, np.int64))
 
 
 @njit(cache=True, inline="always")
@@ -129,7 +227,7 @@ def _emit_bits(words, lo, hi, sel, n_sel, limit):
 
 
 @njit(cache=True, inline="always")
-def _select_hamming(acc, layer, n_out, cap, ip, sk, dist, qw, sel, state):
+def _select_hamming(acc, layer, n_out, cap, KL, maxw, sk, dist, qw, sel, state):
     """All neurons ranked by how many of the K*L sign bits their sketch shares with the
     query's (SimHash angle estimate); the cap closest are kept, ties from a random start.
 
@@ -138,8 +236,6 @@ def _select_hamming(acc, layer, n_out, cap, ip, sk, dist, qw, sel, state):
     64-neuron bit masks of "closer" and "tied" whose set bits are the selection (only
     ~cap of them, so extracting them costs little). ``dist`` needs room for n_out rounded
     up to 64; ``qw`` holds the query's words, then the two masks."""
-    KL = ip[0] * ip[1]
-    maxw = ip[8]
     nw = (KL + 63) // 64
     for w in range(nw):  # the query's sign bits, packed without branches
         aw = acc[64 * w : min(64 * w + 64, KL)]
@@ -263,11 +359,12 @@ def pack_codes(proj: np.ndarray, K: int, L: int) -> np.ndarray:
 
 
 @njit(cache=True)
-def table_update(tab, tsize, tseen, codes_old, codes_new, neurons, layer, ip, full, seed):
-    """Full rebuild of one layer's L tables (``full``) or move the given neurons to their
-    new buckets. Insertion order is neuron order, so results are deterministic."""
-    L, C, fifo = ip[1], ip[2], ip[7] == 1
-    nb = 1 << ip[0]
+def table_update(tab, tsize, tseen, codes_old, codes_new, neurons, layer, K, L, C, fifo,
+                 full, seed):
+    """Full rebuild of one layer's L tables of 2^K buckets of C slots (``full``) or move
+    the given neurons to their new buckets; ``fifo`` picks the overflow policy (else
+    reservoir). Insertion order is neuron order, so results are deterministic."""
+    nb = 1 << K
     base = layer * L * nb
     state = np.empty(1, np.uint64)
     state[0] = seed
@@ -328,7 +425,8 @@ def _hash_query(P, poff, dp, pool, KL, idx, val, nnz, acc, pooled):
 @njit(cache=True, inline="always")
 def _select(acc, layer, n_out, cap, ip, tab, tsize, counts, touched, hist, sel, state):
     """Active set of one hidden layer from its L probed buckets; returns (size, padded)."""
-    K, L, C, kind, min_count, pad = ip[0], ip[1], ip[2], ip[3], ip[4], ip[5]
+    K, L, C, kind = ip[I_K], ip[I_L], ip[I_CAPACITY], ip[I_SELECTION]
+    min_count, pad = ip[I_MIN_COUNT], ip[I_PAD]
     nb = 1 << K
     ntouch = 0
     t0 = _randint(state, L)  # rotate the probe order: ties do not always favour table 0
@@ -350,10 +448,10 @@ def _select(acc, layer, n_out, cap, ip, tab, tsize, counts, touched, hist, sel, 
                 ntouch += 1
             counts[j] += 1
     n_sel = 0
-    if kind == 2 or ntouch <= cap:  # union, or everything fits: keep in arrival order
+    if kind == SEL_UNION or ntouch <= cap:  # union, or everything fits: keep in arrival order
         for q in range(ntouch):
             j = touched[q]
-            if kind == 1 and counts[j] < min_count:
+            if kind == SEL_THRESHOLD and counts[j] < min_count:
                 continue
             if n_sel < cap:
                 sel[n_sel] = j
@@ -371,7 +469,7 @@ def _select(acc, layer, n_out, cap, ip, tab, tsize, counts, touched, hist, sel, 
             above += hist[cstar]
             cstar -= 1
         lo = cstar
-        if kind == 1 and lo < min_count:
+        if kind == SEL_THRESHOLD and lo < min_count:
             lo = min_count
         ties_left = cap - above
         for q in range(ntouch):
@@ -442,13 +540,13 @@ def _update(W, V, A, i, iv, ia, g, kind, lr, mu, l2, eps) -> None:
     w = W[i]
     if l2 > 0:
         g = g + l2 * w
-    if kind == 0:
+    if kind == OPT_SGD:
         W[i] = w - lr * g
-    elif kind == 1:
+    elif kind == OPT_MOMENTUM:
         v = mu * V[iv] + lr * g
         V[iv] = v
         W[i] = w - v
-    elif kind == 3:  # row-wise Adagrad on an entry that is its own row (a bias)
+    elif kind == OPT_ROWWISE_ADAGRAD:  # row-wise Adagrad on an entry that is its own row (a bias)
         a = A[ia] + g * g
         A[ia] = a
         W[i] = w - g * (lr / (eps + np.sqrt(a)))
@@ -468,11 +566,11 @@ def _output_backward(mode, m, W, B, VB, AB, GW, GB, idx, val, nnz, dz, cstep, dA
     (training) the optimizer's step on its n_out weights, or (gradients) accumulation into
     GW/GB. ``dz`` holds dZ per class. Returns the update multiplications that the per-entry
     and per-class costs in _example do not cover (row-wise Adagrad's sum of x^2)."""
-    n_in, n_out, woff, boff = m[0], m[1], m[2], m[3]
+    n_in, n_out, woff, boff = m[M_N_IN], m[M_N_OUT], m[M_WOFF], m[M_BOFF]
     ust = np.uint64(st)
     extra = 0
     train = mode == MODE_TRAIN
-    if train and opt == 3:  # row-wise Adagrad: each class's step from its row's mean g^2
+    if train and opt == OPT_ROWWISE_ADAGRAD:  # each class's step from its row's mean g^2
         if l2 == 0:
             sx2 = dz[0] - dz[0]
             for k in range(nnz):
@@ -504,14 +602,14 @@ def _output_backward(mode, m, W, B, VB, AB, GW, GB, idx, val, nnz, dz, cstep, dA
         if not train:
             for c in range(n_out):
                 GW[r + np.uint64(c)] += dz[c] * x * inv_m
-        elif opt == 3 and l2 == 0:
+        elif opt == OPT_ROWWISE_ADAGRAD and l2 == 0:
             for c in range(n_out):
                 W[r + np.uint64(c)] -= cstep[c] * x
-        elif opt == 3:
+        elif opt == OPT_ROWWISE_ADAGRAD:
             for c in range(n_out):
                 wi = r + np.uint64(c)
                 W[wi] -= cstep[c] * (dz[c] * x + l2 * W[wi])
-        elif opt == 0 and l2 == 0:
+        elif opt == OPT_SGD and l2 == 0:
             for c in range(n_out):
                 W[r + np.uint64(c)] -= lr * (dz[c] * x)
         else:
@@ -527,144 +625,191 @@ def _output_backward(mode, m, W, B, VB, AB, GW, GB, idx, val, nnz, dz, cstep, dA
     return extra
 
 
-# error_model="numpy": float division without a zero check (its divisors are never
-# zero), so loops with a division vectorise
-@njit(cache=True, fastmath=_FM, error_model="numpy")
-def _example(mode, x, yv, meta, ip, hp, W, B, VB, AB, GW, GB, P, tab, tsize, sk, dirty,
-             scratch, cnt, state, rec_sets, rec_n, rec_row):
-    """One example: hash + select + sparse forward; then (mode 0) sparse backward with
-    in-place updates of the touched weights, or (mode 1) gradient accumulation into GW/GB,
-    or (mode 2) forward only, leaving the logits in ``scratch`` (see _scratch). Returns
-    (loss, active nodes, padded selections)."""
-    (aidx, aval, acnt, sel, selcnt, counts, touched, hist, acc, pooled, logits, cstep, dA,
-     dA2, qw) = scratch
-    D = meta.shape[0]
-    H = D - 1
-    KL = ip[0] * ip[1]
-    opt = ip[6]
-    maxw = ip[8]
-    st = ip[10]
-    ust = np.uint64(st)
-    lr, mu, l2, eps = hp[0], hp[1], hp[2], hp[3]
-    zero = hp[0] - hp[0]
-    # level 0: the input's non-zeros (the first layer exploits sparse inputs)
+@njit(cache=True, inline="always")
+def _input_nonzeros(x, aidx, aval):
+    """Level 0 of the scratch: the input's non-zeros (the first layer exploits sparse
+    inputs). Returns how many."""
     n0 = 0
     for i in range(x.shape[0]):
         if x[i] != 0:
             aidx[0, n0] = i
             aval[0, n0] = x[i]
             n0 += 1
-    acnt[0] = n0
-    active = 0
-    padded = 0
+    return n0
+
+
+@njit(cache=True, fastmath=_FM, inline="always")
+def _hidden_forward(ly, meta, ip, W, B, P, tab, tsize, sk, aidx, aval, acnt, sel, counts,
+                    touched, hist, acc, pooled, qw, cnt, state, rec_sets, rec_n, rec_row):
+    """Hidden layer ly: hash its input (level ly), select the active set, compute the
+    active neurons from the non-zero inputs; their positive outputs become level ly + 1.
+    Returns (active set size, padded 0/1, forward multiplications, hashing ones). Takes
+    the scratch arrays one by one, not as the Scratch tuple: each array taken out of a
+    tuple costs reference counting, and this runs per layer and example (6% measured)."""
+    n_in, n_out = meta[ly, M_N_IN], meta[ly, M_N_OUT]
+    woff, boff, cap = meta[ly, M_WOFF], meta[ly, M_BOFF], meta[ly, M_CAP]
+    KL = ip[I_K] * ip[I_L]
+    st = ip[I_STRIDE]
+    ust = np.uint64(st)
+    nnz = acnt[ly]
     m_fwd = 0
-    m_hash = 0
-    for ly in range(H):
-        n_in, n_out, woff, boff = meta[ly, 0], meta[ly, 1], meta[ly, 2], meta[ly, 3]
-        nnz = acnt[ly]
-        t0 = _cycles()
-        m_hash += _hash_query(P, meta[ly, 6], meta[ly, 5], meta[ly, 4], KL, aidx[ly], aval[ly],
-                              nnz, acc, pooled)
-        t1 = _cycles()
-        cnt[C_HASH] += t1 - t0
-        if ip[3] == 3:  # oracle: exact top-cap by pre-activation (diagnostic upper bound)
-            s, pd = _exact_topk(W, B, st, woff, boff, n_in, n_out, meta[ly, 7], aidx[ly],
-                                aval[ly], nnz, sel[ly])
-            m_fwd += n_out * nnz
-        elif ip[3] == 4:
-            s, pd = _select_hamming(acc, ly, n_out, meta[ly, 7], ip, sk, touched, qw, sel[ly],
-                                    state)
-        else:
-            s, pd = _select(acc, ly, n_out, meta[ly, 7], ip, tab, tsize, counts, touched,
-                            hist, sel[ly], state)
-        t2 = _cycles()
-        cnt[C_SELECT] += t2 - t1
-        selcnt[ly] = s
-        active += s
-        padded += pd
-        if rec_row >= 0:
-            rec_n[rec_row, ly] = s
-            for q in range(s):
-                rec_sets[rec_row, ly, q] = sel[ly, q]
-        m_fwd += s * nnz
-        nxt = 0
+    t0 = _cycles()
+    m_hash = _hash_query(P, meta[ly, M_POFF], meta[ly, M_DP], meta[ly, M_POOL], KL,
+                         aidx[ly], aval[ly], nnz, acc, pooled)
+    t1 = _cycles()
+    cnt[C_HASH] += t1 - t0
+    kind = ip[I_SELECTION]
+    if kind == SEL_EXACT:  # oracle: exact top-cap by pre-activation (diagnostic upper bound)
+        s, pd = _exact_topk(W, B, st, woff, boff, n_in, n_out, cap, aidx[ly], aval[ly], nnz,
+                            sel[ly])
+        m_fwd += n_out * nnz
+    elif kind == SEL_HAMMING:
+        s, pd = _select_hamming(acc, ly, n_out, cap, KL, ip[I_MAX_WIDTH], sk, touched, qw,
+                                sel[ly], state)
+    else:
+        s, pd = _select(acc, ly, n_out, cap, ip, tab, tsize, counts, touched, hist, sel[ly],
+                        state)
+    t2 = _cycles()
+    cnt[C_SELECT] += t2 - t1
+    if rec_row >= 0:
+        rec_n[rec_row, ly] = s
         for q in range(s):
-            j = sel[ly, q]
-            row = woff + j * n_in
-            urow = np.uint64(row)  # unsigned indices: no negative-index wraparound code
-            z = B[boff + j]
-            if st == 1:
-                for k in range(nnz):
-                    z += W[urow + np.uint64(aidx[ly, k])] * aval[ly, k]
-            else:
-                for k in range(nnz):
-                    z += W[(urow + np.uint64(aidx[ly, k])) * ust] * aval[ly, k]
-            if z > 0:  # ReLU: only positive outputs feed the next layer
-                aidx[ly + 1, nxt] = j
-                aval[ly + 1, nxt] = z
-                nxt += 1
-        acnt[ly + 1] = nxt
-        cnt[C_FWD] += _cycles() - t2
-    # dense softmax output layer
-    t3 = _cycles()
-    n_in, n_out, woff, boff = meta[H, 0], meta[H, 1], meta[H, 2], meta[H, 3]
-    nnz = acnt[H]
-    m_fwd += n_out * nnz
-    cnt[F_FWD_OUT] += n_out * nnz
+            rec_sets[rec_row, ly, q] = sel[ly, q]
+    m_fwd += s * nnz
+    nxt = 0
+    for q in range(s):
+        j = sel[ly, q]
+        row = woff + j * n_in
+        urow = np.uint64(row)  # unsigned indices: no negative-index wraparound code
+        z = B[boff + j]
+        if st == 1:
+            for k in range(nnz):
+                z += W[urow + np.uint64(aidx[ly, k])] * aval[ly, k]
+        else:
+            for k in range(nnz):
+                z += W[(urow + np.uint64(aidx[ly, k])) * ust] * aval[ly, k]
+        if z > 0:  # ReLU: only positive outputs feed the next layer
+            aidx[ly + 1, nxt] = j
+            aval[ly + 1, nxt] = z
+            nxt += 1
+    acnt[ly + 1] = nxt
+    cnt[C_FWD] += _cycles() - t2
+    return s, pd, m_fwd, m_hash
+
+
+@njit(cache=True, fastmath=_FM, inline="always")
+def _output_forward(m, W, B, st, idx, val, nnz, logits):
+    """Logits of the dense softmax layer (stored input-major) from its nnz non-zero
+    inputs; returns the multiplications."""
+    n_out, woff, boff = m[M_N_OUT], m[M_WOFF], m[M_BOFF]
+    ust = np.uint64(st)
     for c in range(n_out):
         logits[c] = B[boff + c]
     for k in range(nnz):  # input-major: each active input's n_out weights lie together
-        v = aval[H, k]
-        r = np.uint64(woff + aidx[H, k] * n_out)
+        v = val[k]
+        r = np.uint64(woff + idx[k] * n_out)
         for c in range(n_out):
             logits[c] += W[(r + np.uint64(c)) * ust] * v
+    return n_out * nnz
+
+
+@njit(cache=True, fastmath=_FM, inline="always")
+def _softmax_dz(logits, n_out, yv, zero):
+    """Logits -> probabilities -> dZ of the output layer (p - onehot(yv)), in place; returns
+    the cross-entropy. Its n_out divisions are counted by the caller."""
     zmax = -np.inf
     for c in range(n_out):
         zmax = max(zmax, logits[c])
-    cnt[F_HASH] += m_hash
-    cnt[C_FWD] += _cycles() - t3
-    if mode == MODE_INFER:
-        cnt[F_FWD] += m_fwd
-        return 0.0, active, padded
     tot = zero
     for c in range(n_out):
         e = np.exp(logits[c] - zmax)
         logits[c] = e
         tot += e
     for c in range(n_out):
-        logits[c] = logits[c] / tot  # probabilities (the divisions count)
-    m_fwd += n_out
-    cnt[F_FWD_OUT] += n_out
-    cnt[F_FWD] += m_fwd
+        logits[c] = logits[c] / tot
     py = logits[yv]
     loss = -np.log(max(float(py), 1e-30))
-    logits[yv] = py - 1  # now dZ of the output layer
-    # -- backward, top layer first; each weight's old value feeds dA before it changes
-    t4 = _cycles()
-    m_bwd = 0
-    m_upd = 0
-    # multiplications per touched weight and per row (its bias included), as models.optim;
-    # row-wise Adagrad's per-weight product s_ * x is the gradient's, counted as backward
-    if opt == 3:
+    logits[yv] = py - 1
+    return loss
+
+
+@njit(cache=True, inline="always")
+def _update_costs(opt, l2):
+    """Multiplications (per touched weight, per row with its bias) of an optimizer step, as
+    models.optim counts them; row-wise Adagrad's per-weight product s_ * x is the
+    gradient's, counted as backward."""
+    if opt == OPT_ROWWISE_ADAGRAD:
         wper = 5 if l2 > 0 else 0  # l2*w, g*g; then dz*x, l2*w, step*g again
         per = 3 + (2 if l2 > 0 else 5)  # the bias's 3; gg/n_in, step (+ dz*dz*sx2, dz*step)
     else:
-        per = (opt + 1 if opt > 0 else 1) + (1 if opt == 2 else 0)  # 1, 2, 4
+        per = (opt + 1 if opt > 0 else 1) + (1 if opt == OPT_ADAGRAD_MOMENTUM else 0)  # 1, 2, 4
         wper = per + (1 if l2 > 0 else 0)
-    inv_m = hp[4]
+    return wper, per
+
+
+# error_model="numpy": float division without a zero check (its divisors are never
+# zero), so loops with a division vectorise
+@njit(cache=True, fastmath=_FM, error_model="numpy")
+def _example(mode, x, yv, lay, prm, GW, GB, idx, dirty, sc, cnt, state, rec, rec_row):
+    """One example: hash + select + sparse forward; then (MODE_TRAIN) sparse backward with
+    in-place updates of the touched weights, or (MODE_GRAD) gradient accumulation into
+    GW/GB, or (MODE_INFER) forward only, leaving the logits in ``sc.logits``. Records its
+    active sets in row ``rec_row`` of ``rec`` when that is >= 0. Returns (loss, active
+    nodes, padded selections)."""
+    meta, ip, hp = lay
+    W, B, VB, AB = prm
+    P, tab, tsize, sk = idx
+    rec_sets, rec_n = rec
+    (aidx, aval, acnt, sel, counts, touched, hist, acc, pooled, logits, cstep, dA, dA2, qw) = sc
+    H = meta.shape[0] - 1
+    st = ip[I_STRIDE]
+    zero = hp[H_LR] - hp[H_LR]
+    acnt[0] = _input_nonzeros(x, aidx, aval)
+    active = 0
+    padded = 0
+    m_fwd = 0
+    m_hash = 0
+    for ly in range(H):
+        s, pd, mf, mh = _hidden_forward(ly, meta, ip, W, B, P, tab, tsize, sk, aidx, aval,
+                                        acnt, sel, counts, touched, hist, acc, pooled, qw, cnt,
+                                        state, rec_sets, rec_n, rec_row)
+        active += s
+        padded += pd
+        m_fwd += mf
+        m_hash += mh
+    t3 = _cycles()
+    m_out = _output_forward(meta[H], W, B, st, aidx[H], aval[H], acnt[H], logits)
+    m_fwd += m_out
+    cnt[F_FWD_OUT] += m_out
+    cnt[F_HASH] += m_hash
+    cnt[C_FWD] += _cycles() - t3
+    if mode == MODE_INFER:
+        cnt[F_FWD] += m_fwd
+        return 0.0, active, padded
+    n_cls = meta[H, M_N_OUT]
+    loss = _softmax_dz(logits, n_cls, yv, zero)
+    m_fwd += n_cls  # the divisions
+    cnt[F_FWD_OUT] += n_cls
+    cnt[F_FWD] += m_fwd
+    # -- backward, top layer first; each weight's old value feeds dA before it changes
+    t4 = _cycles()
+    opt, maxw, ust = ip[I_OPTIMIZER], ip[I_MAX_WIDTH], np.uint64(st)
+    lr, mu, l2, eps, inv_m = hp[H_LR], hp[H_MOMENTUM], hp[H_L2], hp[H_EPS], hp[H_INV_M]
+    wper, per = _update_costs(opt, l2)
     nnz = acnt[H]
-    n_cls = meta[H, 1]
-    m_upd += _output_backward(mode, meta[H], W, B, VB, AB, GW, GB, aidx[H], aval[H], nnz,
-                              logits, cstep, dA, opt, st, lr, mu, l2, eps, inv_m)
-    m_bwd += n_cls * nnz * 2
+    m_upd = _output_backward(mode, meta[H], W, B, VB, AB, GW, GB, aidx[H], aval[H], nnz,
+                             logits, cstep, dA, opt, st, lr, mu, l2, eps, inv_m)
+    m_bwd = n_cls * nnz * 2
     m_upd += n_cls * nnz * wper + n_cls * per
+    # The hidden layers' backward stays written out here: as an inlined function of its own
+    # it measured ~5% slower per epoch (784-1000-1000-1000-10, 1 thread).
     for ly in range(H - 1, -1, -1):
-        n_in, woff, boff = meta[ly, 0], meta[ly, 2], meta[ly, 3]
+        n_in, woff, boff = meta[ly, M_N_IN], meta[ly, M_WOFF], meta[ly, M_BOFF]
         nnz = acnt[ly]
         nrows = acnt[ly + 1]
         need_da = ly > 0
         sx2 = zero
-        if opt == 3 and l2 == 0 and nrows > 0:
+        if opt == OPT_ROWWISE_ADAGRAD and l2 == 0 and nrows > 0:
             for k in range(nnz):
                 sx2 += aval[ly, k] * aval[ly, k]
             m_upd += nnz
@@ -682,7 +827,7 @@ def _example(mode, x, yv, meta, ip, hp, W, B, VB, AB, GW, GB, P, tab, tsize, sk,
                 if need_da:  # gradient of the layer below from the old weights first
                     for k in range(nnz):
                         dA2[k] += dz * W[(urow + np.uint64(aidx[ly, k])) * ust]
-                if opt == 3:  # row-wise Adagrad: the row's sum in VB, the step per row
+                if opt == OPT_ROWWISE_ADAGRAD:  # the row's sum in VB, the step per row
                     if l2 == 0:  # mean of the row's g^2 = dz^2 * sum(x^2) / n_in
                         a = VB[boff + j] + dz * dz * sx2 / n_in
                         VB[boff + j] = a
@@ -701,17 +846,17 @@ def _example(mode, x, yv, meta, ip, hp, W, B, VB, AB, GW, GB, P, tab, tsize, sk,
                         for k in range(nnz):
                             wi = urow + np.uint64(aidx[ly, k])
                             W[wi] = W[wi] - step * (dz * aval[ly, k] + l2 * W[wi])
-                elif opt == 0 and l2 == 0:  # plain SGD, specialised: one weight per entry
+                elif opt == OPT_SGD and l2 == 0:  # plain SGD, specialised: one weight per entry
                     for k in range(nnz):
                         wi = urow + np.uint64(aidx[ly, k])
                         W[wi] = W[wi] - lr * (dz * aval[ly, k])
-                elif opt == 1 and l2 == 0:  # momentum, specialised
+                elif opt == OPT_MOMENTUM and l2 == 0:  # momentum, specialised
                     for k in range(nnz):
                         wi = (urow + np.uint64(aidx[ly, k])) * np.uint64(2)
                         v = mu * W[wi + np.uint64(1)] + lr * (dz * aval[ly, k])
                         W[wi + np.uint64(1)] = v
                         W[wi] = W[wi] - v
-                elif opt == 2 and l2 == 0:  # the paper's rule, specialised: no branches
+                elif opt == OPT_ADAGRAD_MOMENTUM and l2 == 0:  # the paper's rule, specialised
                     for k in range(nnz):
                         wi = (urow + np.uint64(aidx[ly, k])) * np.uint64(3)
                         g = dz * aval[ly, k]
@@ -758,34 +903,32 @@ def _private(n, dtype):
 
 @njit(cache=True)
 def _scratch(meta, ip, dtype_probe):
-    """Per-thread working arrays of _example, each in its own guarded allocation; element
-    10 (``logits``) holds the output layer's logits after a forward pass."""
+    """Per-thread working arrays of _example, each in its own guarded allocation."""
     H = meta.shape[0] - 1
-    maxw = ip[8]
-    KL = ip[0] * ip[1]
+    maxw = ip[I_MAX_WIDTH]
+    KL = ip[I_K] * ip[I_L]
     maxdp = 1
     for ly in range(H):
-        if meta[ly, 5] + 1 > maxdp:
-            maxdp = meta[ly, 5] + 1
-    n_cls = meta[H, 1]
+        if meta[ly, M_DP] + 1 > maxdp:
+            maxdp = meta[ly, M_DP] + 1
+    n_cls = meta[H, M_N_OUT]
     dt = dtype_probe.dtype
-    aidx = _private((H + 1) * maxw, np.int32).reshape((H + 1, maxw))
-    aval = _private((H + 1) * maxw, dt).reshape((H + 1, maxw))
-    acnt = _private(H + 1, np.int64)
-    sel = _private(max(H, 1) * maxw, np.int32).reshape((max(H, 1), maxw))
-    selcnt = _private(max(H, 1), np.int64)
-    counts = _private(maxw, np.int32)
-    touched = _private((maxw + 63) // 64 * 64, np.int32)  # also hamming's distances
-    hist = _private(KL + 2, np.int64)
-    acc = _private(KL, dt)
-    pooled = _private(maxdp, dt)
-    logits = _private(n_cls, dt)
-    cstep = _private(n_cls, dt)  # per class: row-wise Adagrad's step
-    dA = _private(maxw, dt)
-    dA2 = _private(maxw, dt)
-    qw = _private((KL + 63) // 64 + 2 * ((maxw + 63) // 64), np.uint64)  # hamming's words
-    return (aidx, aval, acnt, sel, selcnt, counts, touched, hist, acc, pooled, logits, cstep, dA,
-            dA2, qw)
+    return Scratch(
+        _private((H + 1) * maxw, np.int32).reshape((H + 1, maxw)),  # aidx
+        _private((H + 1) * maxw, dt).reshape((H + 1, maxw)),  # aval
+        _private(H + 1, np.int64),  # acnt
+        _private(max(H, 1) * maxw, np.int32).reshape((max(H, 1), maxw)),  # sel
+        _private(maxw, np.int32),  # counts
+        _private((maxw + 63) // 64 * 64, np.int32),  # touched (and hamming's distances)
+        _private(KL + 2, np.int64),  # hist
+        _private(KL, dt),  # acc
+        _private(maxdp, dt),  # pooled
+        _private(n_cls, dt),  # logits
+        _private(n_cls, dt),  # cstep
+        _private(maxw, dt),  # dA
+        _private(maxw, dt),  # dA2
+        _private((KL + 63) // 64 + 2 * ((maxw + 63) // 64), np.uint64),  # qw
+    )
 
 
 @njit(cache=True, inline="always")
@@ -796,64 +939,73 @@ def _chunk(n, c, n_chunks, seed):
     return (n * c) // n_chunks, (n * (c + 1)) // n_chunks, state, _private(N_SLOTS, np.int64)
 
 
+# The bodies of the parallel loops are functions of their own: numba 0.68's parfor pass
+# loses writes made directly in a prange body to arrays reached through a NamedTuple
+# (seen here: the counters stayed 0); inside a called function they are ordinary stores.
+@njit(cache=True)
+def _train_chunk(c, X, y, order, lay, prm, idx, dirty, seeds, n_chunks, stats, rec, record):
+    lo, hi, state, cnt = _chunk(order.shape[0], c, n_chunks, seeds[c])
+    sc = _scratch(lay.meta, lay.ip, prm.W[:1])
+    loss_sum = 0.0
+    act = 0
+    pad = 0
+    for e in range(lo, hi):
+        ex = order[e]
+        loss, a, p = _example(MODE_TRAIN, X[ex], y[ex], lay, prm, prm.W[:0], prm.B[:0], idx,
+                              dirty, sc, cnt, state, rec, e if record else -1)
+        loss_sum += loss
+        act += a
+        pad += p
+    for q in range(N_SLOTS):
+        stats.cnt[c, q] += cnt[q]
+    stats.loss[c] += loss_sum
+    stats.active[c] += act
+    stats.pad[c] += pad
+
+
 @njit(cache=True, parallel=True)
-def train_segment(X, y, order, meta, ip, hp, W, B, VB, AB, P, tab, tsize, sk, dirty,
-                  seeds, n_chunks, st_cnt, st_loss, st_active, st_pad, rec_sets, rec_n,
-                  record):
+def train_segment(X, y, order, lay, prm, idx, dirty, seeds, n_chunks, stats, rec, record):
     """Hogwild: chunk c of ``order`` is trained by one thread, example by example, all
-    threads writing the shared weights without locks. Stats go to row c of st_*."""
+    threads writing the shared weights without locks. Stats go to row c of ``stats``;
+    with ``record``, example e's active sets to row e of ``rec``."""
     for c in prange(n_chunks):
-        lo, hi, state, cnt = _chunk(order.shape[0], c, n_chunks, seeds[c])
-        scratch = _scratch(meta, ip, W[:1])
-        loss_sum = 0.0
-        act = 0
-        pad = 0
-        for e in range(lo, hi):
-            ex = order[e]
-            loss, a, p = _example(MODE_TRAIN, X[ex], y[ex], meta, ip, hp, W, B, VB, AB,
-                                  W[:0], B[:0], P, tab, tsize, sk, dirty, scratch, cnt, state,
-                                  rec_sets, rec_n, e if record else -1)
-            loss_sum += loss
-            act += a
-            pad += p
-        for q in range(N_SLOTS):
-            st_cnt[c, q] += cnt[q]
-        st_loss[c] += loss_sum
-        st_active[c] += act
-        st_pad[c] += pad
-
-
-@njit(cache=True, parallel=True)
-def infer(X, meta, ip, hp, W, B, P, tab, tsize, sk, seeds, n_chunks, out, st_cnt, rec_sets,
-          rec_n, record):
-    """Sparse inference (through the tables) of every row of X into ``out`` (logits)."""
-    for c in prange(n_chunks):
-        lo, hi, state, cnt = _chunk(X.shape[0], c, n_chunks, seeds[c])
-        scratch = _scratch(meta, ip, W[:1])
-        logits = scratch[10]
-        dirty = np.zeros(1, np.uint8)
-        for e in range(lo, hi):
-            _example(MODE_INFER, X[e], 0, meta, ip, hp, W, B, B[:0], B[:0], W[:0], B[:0], P,
-                     tab, tsize, sk, dirty, scratch, cnt, state, rec_sets, rec_n,
-                     e if record else -1)
-            for q in range(logits.shape[0]):
-                out[e, q] = logits[q]
-        for q in range(N_SLOTS):
-            st_cnt[c, q] += cnt[q]
+        _train_chunk(c, X, y, order, lay, prm, idx, dirty, seeds, n_chunks, stats, rec, record)
 
 
 @njit(cache=True)
-def grad_batch(X, y, meta, ip, hp, W, B, GW, GB, P, tab, tsize, sk, seed):
-    """Mean loss and gradients (into GW, GB) of a batch, each example's computed exactly as
-    a training step computes it (same active sets), with no update. Sequential."""
-    _, _, state, cnt = _chunk(X.shape[0], 0, 1, seed)
-    scratch = _scratch(meta, ip, W[:1])
+def _infer_chunk(c, X, lay, prm, idx, seeds, n_chunks, out, st_cnt, rec, record):
+    lo, hi, state, cnt = _chunk(X.shape[0], c, n_chunks, seeds[c])
+    sc = _scratch(lay.meta, lay.ip, prm.W[:1])
+    logits = sc.logits
     dirty = np.zeros(1, np.uint8)
-    rec_sets = np.zeros((1, 1, 1), np.int32)
-    rec_n = np.zeros((1, 1), np.int32)
+    for e in range(lo, hi):
+        _example(MODE_INFER, X[e], 0, lay, prm, prm.W[:0], prm.B[:0], idx, dirty, sc, cnt,
+                 state, rec, e if record else -1)
+        for q in range(logits.shape[0]):
+            out[e, q] = logits[q]
+    for q in range(N_SLOTS):
+        st_cnt[c, q] += cnt[q]
+
+
+@njit(cache=True, parallel=True)
+def infer(X, lay, prm, idx, seeds, n_chunks, out, st_cnt, rec, record):
+    """Sparse inference (through the tables) of every row of X into ``out`` (logits)."""
+    for c in prange(n_chunks):
+        _infer_chunk(c, X, lay, prm, idx, seeds, n_chunks, out, st_cnt, rec, record)
+
+
+@njit(cache=True)
+def grad_batch(X, y, lay, prm, GW, GB, idx, seed):
+    """Mean loss and gradients (into GW, GB, scaled by hp[H_INV_M]) of a batch, each
+    example's computed exactly as a training step computes it (same active sets), with no
+    update. Sequential."""
+    _, _, state, cnt = _chunk(X.shape[0], 0, 1, seed)
+    sc = _scratch(lay.meta, lay.ip, prm.W[:1])
+    dirty = np.zeros(1, np.uint8)
+    rec = Record(np.zeros((1, 1, 1), np.int32), np.zeros((1, 1), np.int32))
     loss_sum = 0.0
     for e in range(X.shape[0]):
-        loss, a, p = _example(MODE_GRAD, X[e], y[e], meta, ip, hp, W, B, B[:0], B[:0], GW, GB,
-                              P, tab, tsize, sk, dirty, scratch, cnt, state, rec_sets, rec_n, -1)
+        loss, a, p = _example(MODE_GRAD, X[e], y[e], lay, prm, GW, GB, idx, dirty, sc, cnt,
+                              state, rec, -1)
         loss_sum += loss
     return loss_sum / max(X.shape[0], 1)

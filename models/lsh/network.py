@@ -31,14 +31,12 @@ from models.base import ConfigError, EpochStats, Model, MultCounts, softmax_xent
 from models.lsh import kernels
 from models.lsh.config import LSHConfig
 from models.lsh.hashing import HashFamily, make_family
+from models.lsh.layout import pack
 from models.lsh.tables import HashTables
-from models.optim import ADAGRAD_EPS, OPTIMIZERS
 from models.registry import register
 
 log = logging.getLogger(__name__)
 
-_SEL_CODES = {"topk": 0, "threshold": 1, "union": 2, "exact": 3, "hamming": 4}
-_OVERFLOW_CODES = {"reservoir": 0, "fifo": 1}
 _AUX_SEED = 0x5EED_1F5  # fixed stream for inference and loss_and_grads: they never touch rng_
 _RECALL_SAMPLES = 256
 
@@ -53,78 +51,35 @@ class LSHNet(Model):
         super().__init__(config)
         cfg = config
         sizes = cfg.layer_sizes
-        D = len(sizes) - 1
-        H = D - 1
-        dt = self.dtype_
-        # All weights in one flat buffer, each followed by its optimizer state (velocity,
-        # Adagrad sum): a sparse update then touches one cache line per weight, not three.
-        # rowwise_adagrad keeps its state per neuron (in _VB), so its weights stay packed.
-        # Hidden layers are stored neuron-major (a row of incoming weights per neuron); the
-        # dense output layer input-major, so an active input's n_out weights share one or two
-        # cache lines instead of n_out. weights_[l] / biases_[l] are (strided, for the output
-        # layer transposed) views of the buffers, so set_params and the kernels see the same
-        # memory.
-        opt = cfg.optimizer
-        self._st = {"sgd": 1, "momentum": 2, "adagrad_momentum": 3, "rowwise_adagrad": 1}[opt]
-        n_w = sum(w.size for w in self.weights_)
-        self._W = np.zeros(n_w * self._st, dt)
-        grid = self._W.reshape(n_w, self._st)
-        grid[:, 0] = np.concatenate([w.ravel() for w in self.weights_[:-1]]
-                                    + [self.weights_[-1].T.ravel()])
-        self._B = np.concatenate(self.biases_).astype(dt)
-        woff = np.cumsum([0] + [w.size for w in self.weights_])
-        boff = np.cumsum([0] + [b.size for b in self.biases_])
-        self.weights_ = [grid[woff[i] : woff[i + 1], 0].reshape(sizes[i + 1], sizes[i])
-                         for i in range(H)]
-        self.weights_.append(grid[woff[H] :, 0].reshape(sizes[H], sizes[H + 1]).T)
-        self.biases_ = [self._B[boff[i] : boff[i + 1]] for i in range(D)]
-        assert all(np.shares_memory(w, self._W) for w in self.weights_)  # views, not copies
-        self._n_w = n_w
-        self._VB = np.zeros_like(self._B) if opt != "sgd" else np.zeros(1, dt)  # or row sums
-        adagrad = opt in ("adagrad_momentum", "rowwise_adagrad")
-        self._AB = np.zeros_like(self._B) if adagrad else np.zeros(1, dt)
-
+        H = len(cfg.hidden)
         pools = [cfg.pool_input] + [cfg.pool_hidden] * (H - 1)
         self.families_: list[HashFamily] = [
-            make_family(cfg.hash_family, sizes[i], pools[i], cfg.K, cfg.L, self.rng_, dt,
-                        cfg.projections)
+            make_family(cfg.hash_family, sizes[i], pools[i], cfg.K, cfg.L, self.rng_,
+                        self.dtype_, cfg.projections)
             for i in range(H)
         ]
         self.caps_ = [max(1, math.ceil(cfg.active_fraction * h - 1e-9)) for h in cfg.hidden]
-        KL = cfg.K * cfg.L
-        meta = np.zeros((D, 8), np.int64)
-        poff = 0
-        pblocks = []
-        for i in range(D):
-            meta[i, :4] = (sizes[i], sizes[i + 1], woff[i], boff[i])
-            if i < H:
-                fam = self.families_[i]
-                meta[i, 4:] = (fam.pool, fam.dp, poff, self.caps_[i])
-                pblocks.append(fam.query_matrix().ravel())
-                poff += (fam.dp + 1) * KL
-        self._meta = meta
-        pdt = np.int8 if cfg.projections == "rademacher" else dt
-        self._P = np.concatenate(pblocks).astype(pdt) if pblocks else np.zeros(1, pdt)
-        self._maxw = int(max(sizes[:-1]))
-        self._ip = np.array(
-            [cfg.K, cfg.L, cfg.bucket_capacity, _SEL_CODES[cfg.selection], cfg.min_count,
-             int(cfg.pad_random), OPTIMIZERS.index(opt), _OVERFLOW_CODES[cfg.overflow],
-             self._maxw, H, self._st], np.int64)
-        self._hp = np.array([cfg.lr, cfg.momentum, cfg.l2, ADAGRAD_EPS, 1.0], dt)
+        packed = pack(cfg, self.weights_, self.biases_, self.families_, self.caps_, self.dtype_)
+        # weights_[l] / biases_[l] become (strided, for the output layer transposed) views of
+        # the packed buffers, so set_params and the kernels see the same memory
+        self.weights_, self.biases_ = packed.weights, packed.biases
+        self._lay, self._prm, self._P = packed.layout, packed.params, packed.P
+        self._n_w = packed.n_weights
+        self._maxw = packed.max_width
         self.tables_ = HashTables(list(cfg.hidden), cfg.K, cfg.L, cfg.bucket_capacity,
-                                  self._ip, use_tables=cfg.uses_tables)
+                                  self._maxw, fifo=cfg.overflow == "fifo",
+                                  use_tables=cfg.uses_tables)
         self._dirty = np.zeros(H * self._maxw, np.uint8)
         self._table_seed = int(self.rng_.integers(0, 2**62))
         # schedule state
         self._since_rebuild = 0
         self._n_rebuilds = 0
-        # what describe() and tests read
-        self.record_active = False  # tests: keep each example's active sets
-        self.last_order_: np.ndarray | None = None
-        self.last_active_: tuple[np.ndarray, np.ndarray] | None = None
-        self._recall_X: np.ndarray | None = None
         self._pad_events = 0
         self._selections = 0
+
+    def _index(self) -> kernels.Index:
+        t = self.tables_
+        return kernels.Index(self._P, t.tab, t.tsize, t.sk)
 
     # -- tables ---------------------------------------------------------------------------
     def _ensure_tables(self) -> int:
@@ -157,30 +112,33 @@ class LSHNet(Model):
         self.tables_.built = False  # stale: rebuilt before the next use
 
     # -- training -------------------------------------------------------------------------
-    def _threads(self) -> int:
+    def _set_numba_threads(self) -> int:
+        """Set numba's process-wide thread count to the config's ``threads`` (at most
+        NUMBA_NUM_THREADS) before a parallel kernel runs; returns ``threads``, the number
+        of chunks the kernels split the work into (the one place it is read)."""
         t = self.config.threads
         numba.set_num_threads(max(1, min(t, numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
         return t
 
     def train_epoch(self, X: np.ndarray, y: np.ndarray) -> EpochStats:
+        return self._train_epoch(X, y, None)
+
+    def _train_epoch(self, X: np.ndarray, y: np.ndarray, rec: kernels.Record | None
+                     ) -> EpochStats:
+        """One epoch; with ``rec`` (kernels.new_record(n, ...)), row e of it receives the
+        active sets of the e-th example trained (in the epoch's order, returned in
+        extra["order"]): what the tests' pure-Python replay re-computes."""
         X, y = self._as_data(X, y)  # before the kernels: they index by label unchecked
         n = X.shape[0]
-        T = self._threads()
+        T = self._set_numba_threads()
         counts = MultCounts()
         counts.rebuild += self._ensure_tables()
         order = self.rng_.permutation(n).astype(np.int64)
         H = len(self.config.hidden)
         if self.config.rebuild == "paper":
             self._since_rebuild = 0
-        if self.record_active:
-            rec_sets = np.full((n, H, self._maxw), -1, np.int32)
-            rec_n = np.zeros((n, H), np.int32)
-        else:
-            rec_sets, rec_n = np.zeros((1, 1, 1), np.int32), np.zeros((1, 1), np.int32)
-        st_cnt = np.zeros((T, kernels.N_SLOTS), np.int64)
-        st_loss = np.zeros(T)
-        st_active = np.zeros(T, np.int64)
-        st_pad = np.zeros(T, np.int64)
+        stats = kernels.new_stats(T)
+        idx = self._index()
         pos, n_rebuilds, rebuild_s = 0, 0, 0.0
         # The rebuilds' projections run on one BLAS thread: OpenBLAS's idle workers spin
         # between calls and took a core from the Hogwild threads (2 threads: 1.1x -> 1.5x).
@@ -190,16 +148,13 @@ class LSHNet(Model):
                 left = interval - self._since_rebuild
                 seg = int(min(n - pos, max(1, left)))
                 seeds = self.rng_.integers(0, 2**63, size=T, dtype=np.uint64)
-                rs, rn = (rec_sets[pos : pos + seg], rec_n[pos : pos + seg]) if \
-                    self.record_active else (rec_sets, rec_n)
-                kernels.train_segment(X, y, order[pos : pos + seg], self._meta, self._ip,
-                                      self._hp, self._W, self._B, self._VB, self._AB, self._P,
-                                      self.tables_.tab, self.tables_.tsize, self.tables_.sk,
-                                      self._dirty, seeds, T, st_cnt, st_loss, st_active, st_pad,
-                                      rs, rn, self.record_active)
+                seg_rec = (kernels.Record(rec.sets[pos : pos + seg], rec.n[pos : pos + seg])
+                           if rec is not None else kernels.empty_record())
+                kernels.train_segment(X, y, order[pos : pos + seg], self._lay, self._prm, idx,
+                                      self._dirty, seeds, T, stats, seg_rec, rec is not None)
                 # Each thread's loss accumulates over the epoch and NaN stays NaN: T floats
                 # per segment locate divergence to the segment (not the example).
-                if not np.isfinite(st_loss).all():
+                if not np.isfinite(stats.loss).all():
                     raise self._diverged(pos, seg, n)
                 pos += seg
                 self._since_rebuild += seg
@@ -210,30 +165,26 @@ class LSHNet(Model):
                     self._since_rebuild = 0
                     self._n_rebuilds += 1
                     n_rebuilds += 1
-        tot = st_cnt.sum(axis=0)
+        tot = stats.cnt.sum(axis=0)
         cyc = tot[kernels.C_HASH :].astype(float)
         prof = {name: float(c / max(cyc.sum(), 1))
                 for name, c in zip(("hash_queries", "select", "forward", "backward_update"),
                                    cyc, strict=True)}
-        counts.forward += int(tot[0])
-        counts.backward += int(tot[1])
-        counts.update += int(tot[2])
-        counts.hashing += int(tot[3])
+        counts.forward += int(tot[kernels.F_FWD])
+        counts.backward += int(tot[kernels.F_BWD])
+        counts.update += int(tot[kernels.F_UPD])
+        counts.hashing += int(tot[kernels.F_HASH])
         self.mults_ = self.mults_ + counts
         self.epochs_done_ += 1
         self._check_params_finite()
-        if self.record_active:
-            self.last_order_ = order
-            self.last_active_ = (rec_sets, rec_n)
-        self._recall_X = X[order[: min(n, _RECALL_SAMPLES)]].copy()
-        active = int(st_active.sum())
-        pads = int(st_pad.sum())
+        active = int(stats.active.sum())
+        pads = int(stats.pad.sum())
         self._pad_events += pads
         self._selections += n * H
         frac = active / max(n * sum(self.config.hidden), 1)
         return EpochStats(
             n_examples=n,
-            loss=float(st_loss.sum()) / max(n, 1),
+            loss=float(stats.loss.sum()) / max(n, 1),
             mults=counts,
             active_fraction=frac,
             computed_fraction=frac,
@@ -245,26 +196,26 @@ class LSHNet(Model):
                 "kernel_time_shares": prof,
                 "padded_selection_fraction": pads / max(n * H, 1),
                 "threads": T,
+                **({"order": order} if rec is not None else {}),
             },
         )
 
     # -- inference and gradients ----------------------------------------------------------
-    def _sparse_forward(self, X: np.ndarray, record: bool, seed: int):  # type: ignore[no-untyped-def]
-        T = self._threads()
+    def _sparse_forward(self, X: np.ndarray, record: bool, seed: int
+                        ) -> tuple[np.ndarray, int, kernels.Record]:
+        """Logits of every row of X through the tables, the multiplications (forward and
+        query hashing), and (``record``) each row's active sets."""
+        T = self._set_numba_threads()
         n, H = X.shape[0], len(self.config.hidden)
         out = np.zeros((n, self.config.n_classes), self.dtype_)
         st_cnt = np.zeros((T, kernels.N_SLOTS), np.int64)
-        if record:
-            rec_sets = np.full((n, H, self._maxw), -1, np.int32)
-            rec_n = np.zeros((n, H), np.int32)
-        else:
-            rec_sets, rec_n = np.zeros((1, 1, 1), np.int32), np.zeros((1, 1), np.int32)
+        rec = kernels.new_record(n, H, self._maxw) if record else kernels.empty_record()
         seeds = (np.arange(T, dtype=np.uint64) * np.uint64(1_000_003)
                  + np.uint64(seed & (2**63 - 1)))
-        kernels.infer(X, self._meta, self._ip, self._hp, self._W, self._B, self._P,
-                      self.tables_.tab, self.tables_.tsize, self.tables_.sk, seeds, T, out,
-                      st_cnt, rec_sets, rec_n, record)
-        return out, int(st_cnt[:, 0].sum() + st_cnt[:, 3].sum()), rec_sets, rec_n
+        kernels.infer(X, self._lay, self._prm, self._index(), seeds, T, out, st_cnt, rec,
+                      record)
+        tot = st_cnt.sum(axis=0)
+        return out, int(tot[kernels.F_FWD] + tot[kernels.F_HASH]), rec
 
     def predict_scores(self, X: np.ndarray) -> np.ndarray:
         X = self._as_input(X)
@@ -279,7 +230,7 @@ class LSHNet(Model):
             self.mults_.inference += mults
             return A
         self.mults_.inference += self._ensure_tables()
-        out, mults, _, _ = self._sparse_forward(X, False, self.config.seed ^ _AUX_SEED)
+        out, mults, _ = self._sparse_forward(X, False, self.config.seed ^ _AUX_SEED)
         self.mults_.inference += mults
         return out
 
@@ -289,12 +240,11 @@ class LSHNet(Model):
         X, y = self._as_data(X, y)
         self._ensure_tables()
         GW = np.zeros(self._n_w, self.dtype_)
-        GB = np.zeros_like(self._B)
-        hp = self._hp.copy()
-        hp[4] = 1.0 / max(X.shape[0], 1)
-        loss = kernels.grad_batch(X, y, self._meta, self._ip, hp, self._W, self._B, GW, GB,
-                                  self._P, self.tables_.tab, self.tables_.tsize, self.tables_.sk,
-                                  np.uint64(self.config.seed ^ _AUX_SEED))
+        GB = np.zeros_like(self._prm.B)
+        hp = self._lay.hp.copy()
+        hp[kernels.H_INV_M] = 1.0 / max(X.shape[0], 1)  # gradients of the batch's mean loss
+        loss = kernels.grad_batch(X, y, self._lay._replace(hp=hp), self._prm, GW, GB,
+                                  self._index(), np.uint64(self.config.seed ^ _AUX_SEED))
         sizes = self.config.layer_sizes
         gw, gb, wo, bo = [], [], 0, 0
         for i in range(len(sizes) - 1):
@@ -312,8 +262,8 @@ class LSHNet(Model):
         """Per example, per hidden layer: the active set inference selects (no counting)."""
         X = self._as_input(X)
         self._ensure_tables()
-        _, _, rec_sets, rec_n = self._sparse_forward(X, True, self.config.seed ^ _AUX_SEED)
-        return [[rec_sets[e, h, : rec_n[e, h]].copy() for h in range(rec_n.shape[1])]
+        _, _, rec = self._sparse_forward(X, True, self.config.seed ^ _AUX_SEED)
+        return [[rec.sets[e, h, : rec.n[e, h]].copy() for h in range(rec.n.shape[1])]
                 for e in range(X.shape[0])]
 
     def retrieval_recall(self, X: np.ndarray, n_samples: int = 256, seed: int = 0
@@ -353,16 +303,23 @@ class LSHNet(Model):
             "active_caps": list(self.caps_),
             "hash_families": [f.describe() for f in self.families_],
             "projection_bytes": int(self._P.nbytes),
-            "parameter_and_state_bytes": int(self._W.nbytes + self._B.nbytes
-                                             + self._VB.nbytes + self._AB.nbytes),
+            "parameter_and_state_bytes": int(sum(a.nbytes for a in self._prm)),
             "padded_selection_fraction": self._pad_events / max(self._selections, 1),
             "rebuild_schedule": cfg.rebuild,
             "threading_layer": _threading_layer(),
         })
         d.update(self.tables_.describe())
-        if self._recall_X is not None and self.tables_.built:
-            d["retrieval_recall"] = self.retrieval_recall(self._recall_X, _RECALL_SAMPLES, 0)
         return d
+
+    def diagnostics(self, X: np.ndarray) -> dict[str, Any]:
+        """Retrieval recall of the hashed active sets against the exact top-k, per hidden
+        layer, on a fixed sample of X (``retrieval_recall``); builds the tables if they
+        are stale. Uncounted, and costs a dense forward pass per sampled row."""
+        rec = self.retrieval_recall(X, _RECALL_SAMPLES, 0)
+        H = len(self.config.hidden)
+        return {"retrieval_recall": [rec[f"layer_{h}"] for h in range(H)],
+                "retrieval_recall_mean": rec["mean"],
+                "retrieval_recall_samples": min(_RECALL_SAMPLES, len(X))}
 
     # -- compilation ----------------------------------------------------------------------
     def warmup(self) -> None:
@@ -378,9 +335,6 @@ class LSHNet(Model):
         rng = np.random.default_rng(0)
         X = rng.random((8, 6)).astype(self.dtype_)
         y = np.arange(8) % 2
-        net.record_active = True
-        net.train_epoch(X, y)
-        net.record_active = False
         net.train_epoch(X, y)
         net.predict_scores(X)
         net.loss_and_grads(X[:2], y[:2])

@@ -24,10 +24,14 @@ from models.lsh.hashing import HashFamily
 
 
 class HashTables:
-    def __init__(self, n_out: list[int], K: int, L: int, capacity: int, ip: np.ndarray,
-                 use_tables: bool = True) -> None:
+    def __init__(self, n_out: list[int], K: int, L: int, capacity: int, max_width: int,
+                 fifo: bool = False, use_tables: bool = True) -> None:
+        """Tables of L x 2^K buckets of ``capacity`` slots per hidden layer (widths
+        ``n_out``); ``max_width`` is the sketch array's row stride (the kernels' I_MAX_WIDTH);
+        ``fifo`` picks FIFO overflow, else reservoir."""
         self.K, self.L, self.C = K, L, capacity
-        self.ip = ip
+        self.max_width = max_width
+        self.fifo = fifo
         H, nb = len(n_out), 1 << K
         self.n_out = n_out
         # Selections that rank by sketches (hamming) or exactly never probe buckets: then
@@ -43,7 +47,7 @@ class HashTables:
         # every neuron's K*L sign bits, packed (selection="hamming" ranks by them), laid
         # out (layer, word, neuron): ranking streams one word over consecutive neurons
         self.n_words = (K * L + 63) // 64
-        self.sk = np.zeros(max(H, 1) * int(ip[8]) * self.n_words, np.uint64)
+        self.sk = np.zeros(max(H, 1) * max_width * self.n_words, np.uint64)
         self.built = False
         self.n_full = 0
         self.n_incremental = 0
@@ -55,7 +59,7 @@ class HashTables:
         the dirty neurons; returns the multiplications spent (all in the projections)."""
         full = dirty is None or not self.built
         mults = 0
-        maxw = int(self.ip[8])
+        maxw = self.max_width
         for layer, fam in enumerate(families):
             W, b = weights[layer], biases[layer]
             if full or dirty is None:
@@ -75,7 +79,8 @@ class HashTables:
                 continue
             codes = kernels.pack_codes(proj, self.K, self.L)
             kernels.table_update(self.tab, self.tsize, self.tseen, self.codes[layer],
-                                 codes, rows, layer, self.ip, full, np.uint64(seed + layer))
+                                 codes, rows, layer, self.K, self.L, self.C, self.fifo, full,
+                                 np.uint64(seed + layer))
             self.neurons_rehashed += rows.size
         if dirty is not None:
             dirty[:] = 0
