@@ -5,9 +5,10 @@ share a worker; every cell still runs in its own child process on the worker (a 
 cell, not the worker). A worker measures its own idle power before its first cell and sends
 back, with each result, its machine's id, fingerprint and code version, so each record lands
 in the folder of the machine that ran it. Only this client writes the store, under the locks of
-every folder it writes; resume and reruns work as they do locally. A cell whose worker is lost
-is retried once on another; lost again, it is stored as failed (under this client's machine,
-since nothing says which machine had it) and a rerun retries it.
+every folder it writes; resume and reruns work as they do locally. A cell whose worker dies is
+rerun by the scheduler on another (up to its ``distributed.scheduler.allowed-failures``, 3 by
+default); after that it is stored as failed, under this client's machine since nothing says
+which machine had it last, and a rerun of the sweep tries it again.
 """
 
 from __future__ import annotations
@@ -60,17 +61,16 @@ def run_on_cluster(
                     options.cell_timeout_s,
                     key=f"hashsparse-{cell.cell_id}-{uuid.uuid4().hex[:8]}",
                     pure=False,
-                    retries=1,
                 ): cell
                 for cell in todo
             }
             from dask.distributed import as_completed
 
-            for future in as_completed(futures):
+            for future in as_completed(futures, loop=client.loop):
                 cell = futures[future]
                 try:
                     reply = future.result()
-                except Exception as exc:  # the worker died twice (or the task was lost)
+                except Exception as exc:  # its workers kept dying (KilledWorker), or it was lost
                     host = Host.here(None, [])
                     failure = Failure(
                         error=f"its dask worker was lost ({type(exc).__name__}: {exc}); "

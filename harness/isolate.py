@@ -170,6 +170,8 @@ def _run_subprocess(
             stdout=fh,
             stderr=fh,
             stdin=subprocess.DEVNULL,
+            # what this process can import, the child can: a model registered by a plugin
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
         )
         try:
             return proc.wait(timeout_s), False

@@ -11,10 +11,12 @@ from models import dense as _dense  # noqa: F401
 from models import dropout as _dropout  # noqa: F401
 from models import lsh as _lsh  # noqa: F401
 from models import standout as _standout  # noqa: F401
-from models import torch_dense as _torch_dense  # noqa: F401  (registers only if torch imports)
 from models import winner_take_all as _wta  # noqa: F401
 from models.base import ConfigError, EpochStats, Model, MultCounts, NetConfig
-from models.registry import available, build, config_class, model_class
+from models.registry import available, build, config_class, model_class, register_lazy
+
+# PyTorch's peer: importing torch costs about a second, so only the processes that build it do.
+register_lazy("torch-dense", "models.torch_dense", needs="torch")
 
 __all__ = [
     "ConfigError",

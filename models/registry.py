@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from collections.abc import Mapping
 from typing import Any
 
 from models.base import ConfigError, Model, NetConfig
 
 _MODELS: dict[str, type[Model]] = {}
+# Models whose module is imported on first use, because its dependency is slow to import
+# (torch: ~1 s, in every process that starts): name -> (module, the package it needs).
+_LAZY: dict[str, tuple[str, str]] = {}
 
 
 def register(cls: type[Model]) -> type[Model]:
@@ -20,11 +25,26 @@ def register(cls: type[Model]) -> type[Model]:
     return cls
 
 
+def register_lazy(name: str, module: str, needs: str) -> None:
+    """Make model ``name`` (registered by importing ``module``) available wherever the
+    package ``needs`` is installed, without importing either until it is used."""
+    if importlib.util.find_spec(needs) is not None:
+        _LAZY[name] = (module, needs)
+
+
 def available() -> list[str]:
-    return sorted(_MODELS)
+    return sorted({*_MODELS, *_LAZY})
 
 
 def model_class(name: str) -> type[Model]:
+    if name not in _MODELS and name in _LAZY:
+        module, needs = _LAZY.pop(name)
+        importlib.import_module(module)  # registers the model, or leaves it out
+        if name not in _MODELS:
+            raise ConfigError(
+                f"model {name!r} needs {needs}, which is installed but does not import; "
+                "reinstall it (see the Makefile)"
+            )
     try:
         return _MODELS[name]
     except KeyError:
