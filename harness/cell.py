@@ -110,7 +110,6 @@ def run_task(task: CellTask) -> Measured:
     n_classes = int(max(y.max(), yt.max())) + 1
     model = models.build(cell.model, {"n_inputs": X.shape[1], "n_classes": n_classes,
                                       **cell.settings})
-    threads = int(cell.settings.get("threads", 1))
     sync = getattr(model, "synchronize", None)  # a GPU model's work ends inside its window
     gpu = getattr(model, "device_index_", None)
     opts = task.meters
@@ -119,7 +118,7 @@ def run_task(task: CellTask) -> Measured:
         exclude=opts.exclude,
         cpu_power_w=opts.cpu_power_w,
         model_gpus=() if gpu is None else (gpu,),
-    ) as meters, threadpool_limits(limits=threads):
+    ) as meters, threadpool_limits(limits=model.config.threads):
         # BLAS gets the same threads as the model, so comparisons are like for like.
         model.warmup()  # compilation, never inside a window
         epochs = []

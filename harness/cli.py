@@ -249,7 +249,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _check_writable(folder: Path) -> None:
     """Fail now, in one line, where results cannot be stored: not after a cell has trained."""
-    from harness.store import atomic_write_text
+    from harness.files import atomic_write_text
 
     probe = folder / ".write-probe"
     atomic_write_text(probe, "")

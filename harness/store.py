@@ -21,14 +21,13 @@ import enum
 import json
 import logging
 import math
-import os
 import re
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from harness.errors import StoreError
+from harness.files import atomic_write_text
 from harness.lock import folder_lock
 from harness.record import CellRecord, NewerSchemaError, OldSchemaError, RecordError
 
@@ -41,34 +40,6 @@ def safe_name(text: str) -> str:
     """A string usable as one path component on any filesystem."""
     cleaned = _SAFE.sub("_", text).strip("._")
     return cleaned or "unnamed"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically; on failure the old file is untouched."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise StoreError(
-            f"cannot write {path}: {exc.strerror or exc}; choose a writable folder"
-        ) from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise StoreError(
-            f"cannot write {path}: {exc.strerror or exc}; "
-            "free disk space or choose another output folder"
-        ) from exc
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def atomic_write_json(path: Path, data: Any) -> None:

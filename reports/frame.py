@@ -34,6 +34,10 @@ FACTS = ["machine", "experiment", "cell_id", "profile", "dataset", "n_train", "n
          "fraction", "hidden", "depth", "threads", "batch_size", "seed", "device"]
 
 
+# Which meter's reading counts where two measured the same hardware in one window.
+METER_PREFERENCE = ["rapl", "nvml", "pyrapl", "cpu-estimate"]
+
+
 @dataclass
 class Results:
     epochs: pd.DataFrame
@@ -188,6 +192,12 @@ def epoch_energy(res: Results, device: str = "cpu", net: bool = False) -> pd.Dat
     quantity = "net_j" if net else "gross_j"
     if net:
         e = e[e["net_j"].notna()]
+    # Two backends reading the same hardware (pyrapl beside rapl, to cross-check) are never
+    # added: per cell, epoch and mode only the preferred meter's domains count.
+    rank = e["meter"].map(lambda m: METER_PREFERENCE.index(m) if m in METER_PREFERENCE
+                          else len(METER_PREFERENCE))
+    best = rank.groupby([e[k] for k in [*CELL_KEY, "epoch", "mode"]]).transform("min")
+    e = e[rank == best]
     out = (e.groupby([*CELL_KEY, "epoch", "mode"], as_index=False)
            .agg(source=("source", "first"), energy_j=(quantity, "sum")))
     return out[cols]

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
+import _records as R
 import numpy as np
 import pytest
 
-import _records as R
 from harness.store import ResultStore
 from reports import claims as cl
 from reports.frame import load_results
@@ -69,27 +69,27 @@ def results(tmp_path):
         mode = "measured" if dataset == "met" else "estimated"
         for seed in range(3):
             j = jitter[seed]
-            R.put(store, 
+            R.put(store,
                 _record("dense", 1.0, seed, DENSE_ACC[seed], dataset=dataset, wall_s=2.0 * j,
                         forward_hidden=1000 if counted else None, energy_j=4.0 * j, mode=mode)
             )  # fmt: skip
-            R.put(store, 
+            R.put(store,
                 _record("lsh", 0.05, seed, lsh_acc[seed], dataset=dataset, wall_s=0.5 * j,
                         mults=3000 * j, forward_hidden=40 * j if counted else None,
                         energy_j=1.0 * j, mode=mode)
             )  # fmt: skip
-            R.put(store, 
+            R.put(store,
                 _record("lsh", 0.5, seed, 0.9, dataset=dataset, wall_s=1.0, mults=6000)
             )
         if dataset == "met":  # a mini-batch reference, twice as fast as LSH
             for seed in range(3):
-                R.put(store, 
+                R.put(store,
                     _record("dense-minibatch", 1.0, seed, 0.91, dataset=dataset,
                             wall_s=0.25 * jitter[seed], batch_size=256)
                 )  # fmt: skip
             for seed in range(3):  # 1 -> 2 threads: 1.82x, 91% of linear
                 for t, wall in ((1, 1.0), (2, 0.55)):
-                    R.put(store, 
+                    R.put(store,
                         _record("lsh", 0.05, seed, 0.9, dataset=dataset, threads=t,
                                 wall_s=wall * jitter[seed], experiment="thread_scaling")
                     )  # fmt: skip

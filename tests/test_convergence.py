@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _records as R
+
 from harness.store import ResultStore
 from reports import tables
 from reports.frame import load_results

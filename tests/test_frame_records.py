@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import logging
 
+import _records as R
 import pytest
 
-import _records as R
 from harness.store import ResultStore, atomic_write_json
 from reports.frame import load_results
 

@@ -111,14 +111,15 @@ def test_energy_is_long_form_and_modes_are_never_added(tmp_path):
     rows = [
         R.energy("cpu-package-0", 3.0, "measured", idle_j=1.0),
         R.energy("cpu-package-1", 4.0, "measured", idle_j=1.5),
+        R.energy("cpu-package-0", 3.1, "measured", meter="pyrapl"),  # a cross-check, not more
         R.energy("cpu", 10.0, "estimated", meter="cpu-estimate"),
         R.energy("gpu-0", 7.0, "measured", meter="nvml", attributable=False),
         R.energy("dram-0", None),
     ]
     R.write(tmp_path, R.cell("c", epochs=[R.epoch(1, energy_rows=rows)]))
     res = load_results(tmp_path)
-    assert len(res.energy) == 5  # one row per domain, unavailable included
-    assert set(res.energy["meter"]) == {"rapl", "cpu-estimate", "nvml"}
+    assert len(res.energy) == 6  # one row per domain and meter, unavailable included
+    assert set(res.energy["meter"]) == {"rapl", "pyrapl", "cpu-estimate", "nvml"}
     e = epoch_energy(res, "cpu").set_index("mode")["energy_j"]
     assert e["measured"] == 7.0 and e["estimated"] == 10.0  # side by side, never summed
     net = epoch_energy(res, "cpu", net=True).set_index("mode")["energy_j"]

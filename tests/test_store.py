@@ -6,11 +6,18 @@ import errno
 import json
 import os
 
+import _records as R
 import pytest
 
 from harness.errors import StoreError
-import _records as R
-from harness.store import ResultStore, State, atomic_write_json, iter_records, read_record, safe_name
+from harness.store import (
+    ResultStore,
+    State,
+    atomic_write_json,
+    iter_records,
+    read_record,
+    safe_name,
+)
 
 
 def _record(cell_id="c1", status="ok", machine="m"):

@@ -18,12 +18,14 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from harness.errors import StoreError
+from harness.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -98,20 +100,8 @@ def _read(path: Path, text: str, expect: Collection[str] = ()) -> Arrays | None:
 
 
 def _write(path: Path, text: str, arrays: Arrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            payload: dict[str, Any] = {
-                **arrays,
-                _KEY: np.array(text),
-                _SUM: np.array(checksum(arrays)),
-            }
-            np.savez(f, **payload)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    payload: dict[str, Any] = {**arrays, _KEY: np.array(text), _SUM: np.array(checksum(arrays))}
+    atomic_write(path, lambda fh: np.savez(fh, **payload))
 
 
 def cached(
@@ -137,6 +127,6 @@ def cached(
     try:
         _write(path, text, arrays)
         log.info("cached dataset %s at %s", name, path)
-    except OSError as exc:
+    except StoreError as exc:
         log.warning("could not write cache file %s (%s); continuing without it", path, exc)
     return arrays

@@ -10,9 +10,6 @@ from harness.energy.base import (
     MODES,
     EnergyReading,
     Meter,
-    MixedModesError,
-    total_energy,
-    totals_by_mode,
 )
 from harness.energy.estimate import CpuTimeEstimateMeter, operation_energy
 from harness.energy.nvml import NvmlMeter
@@ -27,12 +24,9 @@ __all__ = [
     "EnergyReading",
     "Meter",
     "MeterSet",
-    "MixedModesError",
     "NvmlMeter",
     "PyRaplMeter",
     "RaplMeter",
     "operation_energy",
     "select_meters",
-    "total_energy",
-    "totals_by_mode",
 ]

@@ -13,7 +13,6 @@ import dataclasses
 import logging
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,10 +98,6 @@ class EnergyReading:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EnergyReading:
-        return cls(**data)
-
-    @classmethod
     def unavailable(cls, domain: str, source: str, reason: str) -> EnergyReading:
         return cls(domain=domain, energy_j=None, mode="unavailable", source=source, reason=reason)
 
@@ -148,52 +143,3 @@ class Meter(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(domains={self.domains!r})"
-
-
-class MixedModesError(ValueError):
-    """Readings of different modes (or the same domain twice) were about to be added up."""
-
-
-def total_energy(readings: Iterable[EnergyReading], mode: str | None = None) -> float | None:
-    """Sum of the attributable energy of ``readings``.
-
-    With ``mode`` given, only readings of that mode are summed (the others are left out, on
-    purpose: measured and estimated joules are different quantities). With ``mode=None`` all
-    readings that carry energy must share one mode, else ``MixedModesError``: an estimate is
-    never silently added to a measurement. The same domain twice (two backends measuring the
-    same package) is refused too. Unavailable readings carry no energy and are skipped; the
-    result is None when nothing was summed.
-    """
-    chosen = [
-        r
-        for r in readings
-        if r.energy_j is not None and r.attributable and (mode is None or r.mode == mode)
-    ]
-    modes = sorted({r.mode for r in chosen})
-    if len(modes) > 1:
-        raise MixedModesError(
-            f"refusing to add {' and '.join(modes)} energy together; pass mode='measured' "
-            "or mode='estimated' to total one kind"
-        )
-    seen: dict[str, str] = {}
-    for r in chosen:
-        if r.domain in seen:
-            raise MixedModesError(
-                f"domain {r.domain!r} appears twice ({seen[r.domain]} and {r.source}); "
-                "two backends measured the same hardware, keep one"
-            )
-        seen[r.domain] = r.source
-    if not chosen:
-        return None
-    return float(sum(r.energy_j for r in chosen))  # type: ignore[misc]
-
-
-def totals_by_mode(readings: Iterable[EnergyReading]) -> dict[str, float]:
-    """Attributable energy per mode, kept apart: {"measured": J, "estimated": J}."""
-    readings = list(readings)
-    out: dict[str, float] = {}
-    for mode in ("measured", "estimated"):
-        total = total_energy(readings, mode=mode)
-        if total is not None:
-            out[mode] = total
-    return out
