@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import _records as R
-from harness import machine
+from harness import cli, machine
 from harness.errors import UserError
 from harness.experiments import Cell
 from harness.runner import RunSummary, SweepOptions, pending
@@ -74,3 +74,6 @@ def test_the_report_names_the_commits_and_flags_a_mix(tmp_path):
     assert len(notes) == 1 and "Machine box's cells come from 3 versions" in notes[0]
     html = build_report(tmp_path, tmp_path / "report").read_text()
     assert "more than one version on a machine" in html and "cccccccccccc" in html
+    # the same page from the command line's `report`, which trains nothing
+    assert cli.main(["report", "--results", str(tmp_path), "--report", str(tmp_path / "r")]) == 0
+    assert "more than one version" in (tmp_path / "r" / "index.html").read_text()
