@@ -521,9 +521,9 @@ def format_plan(summary: Summary, estimate: Estimate | None = None) -> str:
     )
     cores = estimate.cpu_count
     lines.append(
-        f"This machine has {cores} logical CPUs. Arithmetic only: the runner runs one cell at "
-        f"a time, but if cells ran in parallel over {cores} workers, {duration(total)} / "
-        f"{cores} = about {duration(total / cores)}."
+        f"This machine has {cores} logical CPUs. Here the runner runs one cell at a time "
+        f"(cells sharing a machine would be timed against each other); on a Dask cluster of "
+        f"N machines like this one (--scheduler), about {duration(total)} / N."
     )
     return "\n".join(lines)
 

@@ -119,7 +119,7 @@ def test_estimate_arithmetic_with_an_injected_rate_table(tmp_path):
     assert "(sequential, one cell at a time); calibration took" in text
     cores = os.cpu_count() or 1
     assert f"This machine has {cores} logical CPUs" in text
-    assert "the runner runs one cell at a time" in text
+    assert "the runner runs one cell at a time" in text and "--scheduler" in text
 
 
 def test_stored_records_of_the_same_key_replace_calibration(tmp_path):
