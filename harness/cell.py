@@ -215,12 +215,13 @@ def _one_line(exc: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m harness.cell TASK.json OUT.json``: run one cell, write its outcome."""
+    """``python -m harness.cell TASK.json OUT.json LOG_LEVEL``: run one cell, write its
+    outcome."""
     from harness.isolate import child_setup
     from harness.store import atomic_write_json
 
-    task_path, out_path = argv if argv is not None else sys.argv[1:]
-    child_setup()
+    task_path, out_path, level = argv if argv is not None else sys.argv[1:]
+    child_setup(log_level=int(level))
     task = CellTask.from_dict(json.loads(Path(task_path).read_text()))
     atomic_write_json(Path(out_path), outcome_of(task))
     return 0

@@ -196,6 +196,12 @@ def build_parser(prog: str = "hashsparse") -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log details")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    # -v after the command too (run_all.py -v is `run -v`); absent there, the top level's stands
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                         help="log details (every epoch)")
+    commands._parser_class = lambda **kw: OneLineParser(parents=[verbose], **kw)  # type: ignore[attr-defined]
+
     run = commands.add_parser("run", help="train a profile's cells, then write the report")
     _run_options(run)
     run.set_defaults(func=cmd_run)

@@ -51,7 +51,7 @@ class Outcome:
     exit_code: int = 2  # of the user error
 
 
-def child_setup(sweep_pid: int | None = None) -> None:
+def child_setup(sweep_pid: int | None = None, log_level: int = logging.WARNING) -> None:
     """First thing in every child: die with the sweep, and leave a stack trace on a crash.
 
     ``sweep_pid`` is the process that waits for this one (default: the parent). A forkserver
@@ -65,7 +65,7 @@ def child_setup(sweep_pid: int | None = None) -> None:
         os._exit(1)
     threading.Thread(target=_die_with, args=(pid,), name="die-with-sweep", daemon=True).start()
     faulthandler.enable()
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
 
 
 def _die_with(pid: int) -> None:
@@ -81,11 +81,11 @@ def _die_with(pid: int) -> None:
     os._exit(1)
 
 
-def _forkserver_child(task: CellTask, out: str, err: str, sweep_pid: int) -> None:
+def _forkserver_child(task: CellTask, out: str, err: str, sweep_pid: int, level: int) -> None:
     with open(err, "ab", buffering=0) as fh:  # stdout too: the parent's terminal stays clean
         os.dup2(fh.fileno(), 2)
         os.dup2(fh.fileno(), 1)
-    child_setup(sweep_pid)
+    child_setup(sweep_pid, level)
     from harness.cell import outcome_of
     from harness.store import atomic_write_json
 
@@ -134,6 +134,7 @@ def run_isolated(
         else:
             code, timed_out = _run_subprocess(task, Path(tmp), out, err, timeout_s)
         elapsed = time.monotonic() - started
+        _relay(err, task.cell.cell_id)
         if not timed_out and out.exists():
             return _read_outcome(out)
         return Outcome(failure=_failure(code, timed_out, timeout_s, elapsed, _tail(err)))
@@ -143,7 +144,9 @@ def _run_forkserver(
     task: CellTask, out: Path, err: Path, timeout_s: float | None
 ) -> tuple[int | None, bool]:
     proc = _context().Process(  # type: ignore[attr-defined]
-        target=_forkserver_child, args=(task, str(out), str(err), os.getpid()), daemon=True
+        target=_forkserver_child,
+        args=(task, str(out), str(err), os.getpid(), _level()),
+        daemon=True,
     )
     proc.start()
     try:
@@ -166,7 +169,7 @@ def _run_subprocess(
     task_path.write_text(json.dumps(task.to_dict()))
     with open(err, "wb") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "harness.cell", str(task_path), str(out)],
+            [sys.executable, "-m", "harness.cell", str(task_path), str(out), str(_level())],
             stdout=fh,
             stderr=fh,
             stdin=subprocess.DEVNULL,
@@ -234,6 +237,21 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return f"signal {number}"
+
+
+def _level() -> int:
+    """The child logs what this process would (``-v``: every epoch)."""
+    return logging.getLogger().getEffectiveLevel()
+
+
+def _relay(path: Path, cell_id: str) -> None:
+    """The child's log, re-logged here once it has ended, where this process logs at INFO
+    (the child's stderr goes to a file, so a crash's last lines can be stored)."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    with contextlib.suppress(OSError):
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            log.info("[%s] %s", cell_id, line)
 
 
 def _tail(path: Path) -> str:

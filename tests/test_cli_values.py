@@ -254,3 +254,11 @@ def test_records_stored_before_a_data_failure_are_kept(sweep):
     assert record["code"]["package_version"]
     assert run(["ok"]) == 0
     assert calls[2] != calls[0]  # the stored cell is not rerun
+
+
+def test_verbose_goes_before_or_after_the_command():
+    from harness.cli import parse_args
+
+    assert parse_args(["run", "-v"]).verbose is True  # run_all.py -v
+    assert parse_args(["-v", "env"]).verbose is True
+    assert parse_args(["env"]).verbose is False
