@@ -200,17 +200,16 @@ def build_parser(prog: str = "hashsparse") -> argparse.ArgumentParser:
     verbose = argparse.ArgumentParser(add_help=False)
     verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                          help="log details (every epoch)")
-    commands._parser_class = lambda **kw: OneLineParser(parents=[verbose], **kw)  # type: ignore[attr-defined]
 
-    run = commands.add_parser("run", help="train a profile's cells, then write the report")
+    run = commands.add_parser("run", parents=[verbose], help="train a profile's cells, then write the report")
     _run_options(run)
     run.set_defaults(func=cmd_run)
 
-    report = commands.add_parser("report", help="write the report from stored results only")
+    report = commands.add_parser("report", parents=[verbose], help="write the report from stored results only")
     _report_options(report)
     report.set_defaults(func=cmd_report)
 
-    env = commands.add_parser("env", help="what this machine can measure, and its fingerprint")
+    env = commands.add_parser("env", parents=[verbose], help="what this machine can measure, and its fingerprint")
     env.add_argument("--json", action="store_true", help="print one JSON object instead")
     _meter_options(env)
     env.add_argument(
@@ -222,7 +221,7 @@ def build_parser(prog: str = "hashsparse") -> argparse.ArgumentParser:
     env.set_defaults(func=cmd_env)
 
     data = commands.add_parser(
-        "datasets", help="which workloads this machine can load, and why not"
+        "datasets", parents=[verbose], help="which workloads this machine can load, and why not"
     )
     data.add_argument(
         "--data-dir",
