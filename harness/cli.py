@@ -197,19 +197,25 @@ def build_parser(prog: str = "hashsparse") -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     # -v after the command too (run_all.py -v is `run -v`); absent there, the top level's stands
-    verbose = argparse.ArgumentParser(add_help=False)
+    verbose = OneLineParser(add_help=False)
     verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                          help="log details (every epoch)")
 
-    run = commands.add_parser("run", parents=[verbose], help="train a profile's cells, then write the report")
+    run = commands.add_parser(
+        "run", parents=[verbose], help="train a profile's cells, then write the report"
+    )
     _run_options(run)
     run.set_defaults(func=cmd_run)
 
-    report = commands.add_parser("report", parents=[verbose], help="write the report from stored results only")
+    report = commands.add_parser(
+        "report", parents=[verbose], help="write the report from stored results only"
+    )
     _report_options(report)
     report.set_defaults(func=cmd_report)
 
-    env = commands.add_parser("env", parents=[verbose], help="what this machine can measure, and its fingerprint")
+    env = commands.add_parser(
+        "env", parents=[verbose], help="what this machine can measure, and its fingerprint"
+    )
     env.add_argument("--json", action="store_true", help="print one JSON object instead")
     _meter_options(env)
     env.add_argument(
