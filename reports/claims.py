@@ -21,6 +21,7 @@ import pandas as pd
 
 from harness import catalogue
 from reports.frame import Results
+from reports.questions import reached_per_cell
 from reports.stats import Interval, diff_ci, mean_diff_ci, ratio_ci
 from reports.tables import BATCH1_REFERENCE
 
@@ -92,7 +93,32 @@ ENERGY = Claim(
     "(batch 1), measured where both have meter readings, else estimated (labelled); met if "
     "the interval's upper end is below 1, not met if its lower end is at least 1.",
 )
-CLAIMS = (MULTS_PAPER, MULTS_ALL, ACCURACY, SCALING, SPEED, SPEED_MB, ENERGY)
+TIME_TO_TARGET = Claim(
+    "Less time than dense to the target accuracy",
+    "From the time-to-accuracy runs: cumulative training wall time until test accuracy first "
+    "reaches the target (the best dense setting's mean final accuracy less 1 point), LSH at "
+    "its fastest fraction over the fastest dense setting on the same machine (any batch size "
+    "or device), each chosen by its mean among the settings that reached the target in every "
+    "seed; met if the interval's upper end is below 1, not met if its lower end is at least "
+    "1. A choice of the best of several settings flatters both sides alike.",
+)
+ENERGY_TO_TARGET = Claim(
+    "Less energy than dense to the target accuracy",
+    "The same with the energy spent until the target is reached (every device the run used, "
+    "gross), compared only where both sides' energy has the same basis (measured, estimated); "
+    "each side's least-energy setting is chosen as above.",
+)
+CLAIMS = (
+    MULTS_PAPER,
+    MULTS_ALL,
+    ACCURACY,
+    SCALING,
+    SPEED,
+    SPEED_MB,
+    ENERGY,
+    TIME_TO_TARGET,
+    ENERGY_TO_TARGET,
+)
 # (comparison the whole interval must pass, threshold, threshold as shown in the table)
 MULTS_RULE = ("<=", 100 * PAPER_FRACTION, f"<= {100 * PAPER_FRACTION:g}%")
 GAP_RULE = ("<=", 1.0, "<= 1.0 pp")
@@ -244,6 +270,7 @@ def claims(res: Results) -> pd.DataFrame:
             _energy(out, where, lsh, dense, pair)
         _scaling(out, where, threads, machine, dataset, hidden)
     _mean_gap(out, sweep, gaps)
+    _to_target(out, res)
     order = {cl.text: i for i, cl in enumerate(CLAIMS)}
     table = pd.DataFrame(out.rows).reindex(columns=COLUMNS)
     table["n_seeds"] = table["n_seeds"].fillna(0).astype(int)
@@ -386,6 +413,110 @@ def _scaling(
         f"1 vs {top} threads, {_seeds(t[t['threads'] == 1], at_top)}, parallel efficiency "
         f"{100 * ci.estimate / top:.0f}%",
         suffix=f" at {top} threads",
+    )
+
+
+def _to_target(out: _Rows, res: Results) -> None:
+    """The time- and energy-to-target claims, per machine, dataset and shape of the
+    time-to-accuracy runs (``reports.questions``)."""
+    r = reached_per_cell(res)
+    if r.empty:
+        return
+    for (machine, dataset, hidden), g in r.groupby(["machine", "dataset", "hidden"]):
+        where = {"machine": machine, "dataset": dataset, "hidden": hidden}
+        target = float(g["target_accuracy"].iloc[0])
+        lsh = g[g["model"] == LSH]
+        dense = g[g["model"].map(lambda m: catalogue.style(m).reference)]
+        if lsh.empty or dense.empty:
+            for claim in (TIME_TO_TARGET, ENERGY_TO_TARGET):
+                out.untested(claim, where, "no LSH runs" if lsh.empty else "no dense runs")
+            continue
+        for claim, col in ((TIME_TO_TARGET, "time_to_target_s"),
+                           (ENERGY_TO_TARGET, "energy_to_target_j")):
+            _to_target_claim(out, claim, where, lsh, dense, col, target)
+
+
+def _best_setting(cells: pd.DataFrame, col: str) -> tuple[str, pd.DataFrame] | None:
+    """The setting with the least mean ``col`` among those that reached the target (and have
+    ``col``) in every seed."""
+    full = [
+        (float(part[col].mean()), setting, part)
+        for setting, part in cells.groupby("setting")
+        if part[col].notna().all()
+    ]
+    if not full:
+        return None
+    _, setting, part = min(full, key=lambda t: t[0])
+    return setting, part
+
+
+def _to_target_claim(
+    out: _Rows,
+    claim: Claim,
+    where: dict[str, Any],
+    lsh: pd.DataFrame,
+    dense: pd.DataFrame,
+    col: str,
+    target: float,
+) -> None:
+    energy = col.startswith("energy")
+    what = "energy" if energy else "time"
+    basis = ""
+    if energy:  # only energy of one basis is compared: LSH's (measured, else estimated)
+        bases = [b for b in ("measured", "estimated") if (lsh["energy_basis"] == b).any()]
+        if not bases:
+            out.untested(claim, where, "no energy readings for LSH")
+            return
+        basis = bases[0]
+        lsh = lsh[lsh["energy_basis"] == basis]
+        others = sorted(set(dense["energy_basis"]) - {basis})
+        dense = dense[dense["energy_basis"] == basis]
+        if dense.empty:
+            out.untested(claim, where, f"LSH's energy is {basis} and no dense run's is "
+                         f"(theirs: {', '.join(others) or 'none'}): not comparable")
+            return
+    best_d = _best_setting(dense, col)
+    if best_d is None:
+        out.untested(claim, where, f"no dense setting reached the target accuracy {target:.4f} "
+                     f"in every seed{' with ' + basis + ' energy' if energy else ''}")
+        return
+    d_name, d = best_d
+    best_l = _best_setting(lsh, col)
+    epochs = int(lsh["epochs_run"].max())
+    if best_l is None:
+        # LSH never reached it in every seed: compare what it had spent by then
+        spent = lsh.loc[lsh[col].isna(), col.replace("to_target", "total")]
+        ci = ratio_ci(spent.tolist(), d[col].tolist())
+        if ci.defined and ci.low >= 1:
+            verdict, why = "not met", (
+                f"LSH did not reach the target accuracy {target:.4f} in every seed within "
+                f"{epochs} epochs and had by then spent more {what} than {d_name} needed to "
+                "reach it (whole interval >= 1)"
+            )
+        else:
+            verdict, why = "inconclusive", (
+                f"LSH did not reach the target accuracy {target:.4f} in every seed within "
+                f"{epochs} epochs; more epochs would settle it"
+            )
+        out.rows.append({**where, "claim": claim.text, "measured": "target not reached",
+                         "estimate": ci.estimate, "ci_low": ci.low, "ci_high": ci.high,
+                         "threshold": LESS_RULE[2], "n_seeds": len(d), "verdict": verdict,
+                         "why": why})
+        return
+    l_name, lp = best_l
+    ci = ratio_ci(lp[col].tolist(), d[col].tolist())
+    shown = lp["energy_basis"].iloc[0], lp["energy_detail"].iloc[0]
+    basis = f", energy {shown[0]} ({shown[1]})" if energy else ""
+    out.tested(
+        claim,
+        where,
+        ci,
+        LESS_RULE,
+        "x",
+        min(len(lp), len(d)),
+        f"{l_name} vs {d_name}, {what} to test accuracy {target:.4f}{basis}, "
+        f"{_seeds(lp, d)}",
+        suffix=f" ({lp['energy_basis'].iloc[0]})" if energy else "",
     )
 
 

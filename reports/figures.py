@@ -9,7 +9,7 @@ known or not. Error bars are 95% t-intervals of the mean over seeds (``reports.s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import matplotlib
 
@@ -32,6 +32,8 @@ class Figure:
     caption: str
     fig: MplFigure
     data: pd.DataFrame
+    section: str = "results"  # the report's section: results, questions or hardware
+    extra: dict[str, pd.DataFrame] = field(default_factory=dict)  # more CSVs, by file stem
 
 
 def _colour(model: str) -> str:
@@ -447,6 +449,9 @@ def machine_comparison(res: Results) -> Figure | None:
     )
 
 
+# The questions beyond the paper (width scaling, time to accuracy, hash quality, hardware).
+from reports.questions import QUESTION_FIGURES  # noqa: E402
+
 ALL_FIGURES = (
     accuracy_vs_fraction,
     accuracy_per_epoch,
@@ -455,4 +460,5 @@ ALL_FIGURES = (
     energy_per_example,
     thread_scaling,
     machine_comparison,
+    *QUESTION_FIGURES,
 )

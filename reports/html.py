@@ -14,7 +14,7 @@ import pandas as pd
 
 from harness.errors import UserError
 from harness.store import atomic_write_text
-from reports import claims, tables
+from reports import claims, questions, tables
 from reports.figures import ALL_FIGURES
 from reports.frame import Results, load_results
 
@@ -65,6 +65,8 @@ def build_report(
         png, csv = f"{spec.name}.png", f"{spec.name}.csv"
         _save_png(spec.fig, out_dir / png)
         atomic_write_text(out_dir / csv, spec.data.to_csv(index=False))
+        for stem, frame in spec.extra.items():  # a figure's further data (e.g. crossovers)
+            atomic_write_text(out_dir / f"{stem}.csv", frame.to_csv(index=False))
         figures.append(
             {
                 "name": spec.name,
@@ -72,8 +74,15 @@ def build_report(
                 "caption": spec.caption,
                 "png": png,
                 "csv": csv,
+                "section": spec.section,
+                "extra": [f"{stem}.csv" for stem in spec.extra],
             }
         )
+    # The questions beyond the paper: time to the target accuracy, hardware compared.
+    to_target = questions.time_to_target(res)
+    atomic_write_text(out_dir / "time_to_target.csv", to_target.to_csv(index=False))
+    hardware = questions.hardware_table(res)
+    atomic_write_text(out_dir / "hardware.csv", hardware.to_csv(index=False))
 
     summary = tables.summary(res)
     atomic_write_text(out_dir / "summary.csv", summary.to_csv(index=False))
@@ -91,7 +100,16 @@ def build_report(
         profiles=sorted(res.cells["profile"].dropna().unique()) if not res.cells.empty else [],
         energy_modes=_energy_modes(res),
         datasets_table=jinja2.utils.markupsafe.Markup(tables.to_html(_datasets(res))),
-        figures=figures,
+        figures=[f for f in figures if f["section"] == "results"],
+        question_figures=[f for f in figures if f["section"] == "questions"],
+        hardware_figures=[f for f in figures if f["section"] == "hardware"],
+        time_to_target_table=jinja2.utils.markupsafe.Markup(
+            tables.to_html(questions.display(to_target))
+        ),
+        hardware_table=jinja2.utils.markupsafe.Markup(
+            tables.to_html(questions.display(hardware))
+        ),
+        hardware_missing=questions.hardware_missing(res),
         claims=claims_table.astype(object).where(claims_table.notna(), "").to_dict("records"),
         claim_rules=[(c.text, c.rule) for c in claims.CLAIMS],
         paper_fraction=f"{100 * claims.PAPER_FRACTION:g}%",

@@ -67,11 +67,20 @@ def _to_target(res: Results, dense: pd.DataFrame) -> pd.DataFrame:
     )
     target["target_accuracy"] -= TARGET_GAP
     e = e.merge(target, on=["machine", "dataset", "hidden"], how="inner")
-    hits = e[e["test_accuracy"] >= e["target_accuracy"] - 1e-12]
-    first = hits.groupby(["machine", "cell_id"], as_index=False).first()
-    first = first.rename(columns={"cum_wall_s": "time_to_target_s", "epoch": "epochs_to_target"})
+    first = first_reaching(e, "target_accuracy")
     cols = ["epochs_to_target", "time_to_target_s", *cum_cols.values()]
     return first.groupby(_KEYS, as_index=False)[cols].mean()
+
+
+def first_reaching(epochs: pd.DataFrame, target: str) -> pd.DataFrame:
+    """Per (machine, cell_id): the first epoch whose test accuracy reached the row's
+    ``target`` column (``epochs_to_target``), the cumulative wall time by then
+    (``time_to_target_s``) and that epoch's other columns. Cells that never reach it are
+    absent. Shared by the summary table and the time-to-accuracy question."""
+    e = epochs.sort_values("epoch")
+    hits = e[e["test_accuracy"] >= e[target] - 1e-12]
+    first = hits.groupby(["machine", "cell_id"], as_index=False).first()
+    return first.rename(columns={"cum_wall_s": "time_to_target_s", "epoch": "epochs_to_target"})
 
 
 def to_html(df: pd.DataFrame) -> str:

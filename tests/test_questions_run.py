@@ -1,0 +1,73 @@
+"""The three questions' experiments end to end at smoke scale, through the real entry point:
+their records, their figures (PNG and CSV), their tables and the report's sections."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.experiments import QUESTIONS, profile
+
+ROOT = Path(__file__).resolve().parents[1]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def questions_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("questions")
+    only = [arg for name in QUESTIONS for arg in ("--only", name)]
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "run_all.py"), "--profile", "smoke", *only, "--idle-s", "0",
+         "--machine-id", "test-machine", "--results", str(work / "results"),
+         "--report", str(work / "report")],
+        cwd=work,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return work
+
+
+def test_each_question_stores_its_cells(questions_run):
+    folder = questions_run / "results" / "test-machine"
+    for name in QUESTIONS:
+        records = [json.loads(p.read_text()) for p in (folder / name).glob("*.json")]
+        assert records and all(r["status"] == "ok" for r in records), name
+    width = [json.loads(p.read_text()) for p in (folder / "width_scaling").glob("*.json")]
+    hidden = {tuple(r["model"]["config"]["hidden"]) for r in width}
+    assert hidden == {(w, w) for w in profile("smoke").widths}
+
+
+def test_each_question_draws_its_figure_with_its_data(questions_run):
+    report = questions_run / "report"
+    for name in ("width_scaling", "time_to_accuracy", "hash_quality", "hardware_pareto"):
+        assert (report / f"{name}.png").read_bytes()[:8] == PNG, name
+        data = pd.read_csv(report / f"{name}.csv")
+        assert len(data) > 0, name
+    cross = pd.read_csv(report / "width_scaling_crossover.csv")
+    assert set(cross["crossover"]) <= {"every", "never", "at", "not lasting"}
+    assert {"s_per_example", "mults_per_example"} == set(cross["metric"])
+    for table in ("time_to_target.csv", "hardware.csv"):
+        assert len(pd.read_csv(report / table)) > 0, table
+
+
+def test_report_puts_them_in_their_sections(questions_run):
+    html = (questions_run / "report" / "index.html").read_text()
+    beyond = html.index('id="questions"')
+    hardware = html.index('<h2 id="hardware">')
+    limitations = html.index('<h2 id="limitations">')
+    for name in ("width_scaling", "time_to_accuracy", "hash_quality"):
+        assert beyond < html.index(f'<figure id="{name}">') < hardware, name
+    assert hardware < html.index('<figure id="hardware_pareto">') < limitations
+    assert "no dense runs on a GPU" in html or "CUDA" in html  # says what is missing
+    claims = pd.read_csv(questions_run / "report" / "claims.csv")
+    assert {"Less time than dense to the target accuracy",
+            "Less energy than dense to the target accuracy"} <= set(claims["claim"])
