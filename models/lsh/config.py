@@ -12,6 +12,7 @@ OVERFLOW_POLICIES = ("reservoir", "fifo")
 SELECTIONS = ("topk", "threshold", "union", "hamming", "exact")  # exact: oracle
 REBUILD_SCHEDULES = ("paper", "fixed", "decay")
 INFERENCE_MODES = ("sparse", "dense")
+TRAIN_MODES = ("example", "batch")
 _MAX_TABLE_BYTES = 1 << 31  # 2 GiB of bucket slots is certainly a mistake
 
 
@@ -54,6 +55,11 @@ class LSHConfig(NetConfig):
     rebuild_growth: float = 1.25  # "decay": each interval is this many times the previous
     rehash_changed_only: bool = False  # rehash only neurons whose weights changed
     inference: str = "sparse"  # sparse (through the tables, as the paper) or dense
+    # example: the paper's protocol, one example at a time (batch_size 1), Hogwild across
+    # threads | batch (new, not the paper's): batch_size examples share one active set per
+    # layer, selected by hashing the batch's mean input, and train through BLAS on the
+    # gathered block of weights (see models.lsh.batch)
+    train_mode: str = "example"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -84,9 +90,12 @@ class LSHConfig(NetConfig):
                "a number >= 1")
         _check(self.inference in INFERENCE_MODES, "inference", self.inference,
                f"one of {INFERENCE_MODES}")
-        _check(self.batch_size == 1, "batch_size", self.batch_size,
-               "1 for the LSH network (it trains one example at a time, Hogwild across "
-               "threads, as the paper)")
+        _check(self.train_mode in TRAIN_MODES, "train_mode", self.train_mode,
+               f"one of {TRAIN_MODES}")
+        _check(self.batch_size == 1 or self.train_mode == "batch", "batch_size",
+               self.batch_size, "1 for the LSH network's train_mode='example' (one example "
+               "at a time, Hogwild across threads, as the paper); set train_mode='batch' "
+               "for mini-batches that share one active set")
         table_bytes = len(self.hidden) * self.L * (2**self.K) * self.bucket_capacity * 4
         if self.uses_tables and table_bytes > _MAX_TABLE_BYTES:
             raise ConfigError(

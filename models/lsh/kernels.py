@@ -1009,3 +1009,31 @@ def grad_batch(X, y, lay, prm, GW, GB, idx, seed):
                               state, rec, -1)
         loss_sum += loss
     return loss_sum / max(X.shape[0], 1)
+
+
+@njit(cache=True)
+def select_query(ly, qidx, qval, nnz, lay, prm, idx, state, out):
+    """Hash one query (its nnz non-zero coordinates qidx/qval of layer ly's input) and
+    select layer ly's active set from it into ``out``, as a training example's selection
+    does (train_mode="batch" hashes the batch's mean input once). Returns (set size,
+    padded 0/1, hashing multiplications, forward ones: exact selection computes every
+    pre-activation)."""
+    meta, ip = lay.meta, lay.ip
+    sc = _scratch(meta, ip, prm.W[:1])
+    KL = ip[I_K] * ip[I_L]
+    n_in, n_out = meta[ly, M_N_IN], meta[ly, M_N_OUT]
+    m_hash = _hash_query(idx.P, meta[ly, M_POFF], meta[ly, M_DP], meta[ly, M_POOL], KL, qidx,
+                         qval, nnz, sc.acc, sc.pooled)
+    kind = ip[I_SELECTION]
+    m_fwd = 0
+    if kind == SEL_EXACT:
+        s, pd = _exact_topk(prm.W, prm.B, ip[I_STRIDE], meta[ly, M_WOFF], meta[ly, M_BOFF],
+                            n_in, n_out, meta[ly, M_CAP], qidx, qval, nnz, out)
+        m_fwd = n_out * nnz
+    elif kind == SEL_HAMMING:
+        s, pd = _select_hamming(sc.acc, ly, n_out, meta[ly, M_CAP], KL, ip[I_MAX_WIDTH],
+                                idx.sk, sc.touched, sc.qw, out, state)
+    else:
+        s, pd = _select(sc.acc, ly, n_out, meta[ly, M_CAP], ip, idx.tab, idx.tsize, sc.counts,
+                        sc.touched, sc.hist, out, state)
+    return s, pd, m_hash, m_fwd

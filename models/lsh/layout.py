@@ -34,6 +34,10 @@ class Packed:
     biases: list[np.ndarray]
     n_weights: int
     max_width: int  # the widest layer input (the scratch arrays' length)
+    # slots[s][l]: (n_out, n_in) views of entry s of layer l's weights (0 the weights, 1 the
+    # velocity, 2 the Adagrad sum, as the optimizer keeps them): train_mode="batch" gathers
+    # and scatters blocks of them
+    slots: list[list[np.ndarray]]
 
 
 def pack(cfg: LSHConfig, weights: list[np.ndarray], biases: list[np.ndarray],
@@ -54,8 +58,13 @@ def pack(cfg: LSHConfig, weights: list[np.ndarray], biases: list[np.ndarray],
     B = np.concatenate(biases).astype(dtype)
     woff = np.cumsum([0] + [w.size for w in weights])
     boff = np.cumsum([0] + [b.size for b in biases])
-    wviews = [grid[woff[i] : woff[i + 1], 0].reshape(sizes[i + 1], sizes[i]) for i in range(H)]
-    wviews.append(grid[woff[H] :, 0].reshape(sizes[H], sizes[H + 1]).T)
+    slots = []
+    for s in range(st):
+        views = [grid[woff[i] : woff[i + 1], s].reshape(sizes[i + 1], sizes[i])
+                 for i in range(H)]
+        views.append(grid[woff[H] :, s].reshape(sizes[H], sizes[H + 1]).T)
+        slots.append(views)
+    wviews = slots[0]
     bviews = [B[boff[i] : boff[i + 1]] for i in range(D)]
     assert all(np.shares_memory(w, W) for w in wviews)  # views, not copies
     VB = np.zeros_like(B) if cfg.optimizer != "sgd" else np.zeros(1, dtype)  # or row sums
@@ -89,4 +98,5 @@ def pack(cfg: LSHConfig, weights: list[np.ndarray], biases: list[np.ndarray],
     hp[k.H_LR], hp[k.H_MOMENTUM], hp[k.H_L2] = cfg.lr, cfg.momentum, cfg.l2
     hp[k.H_EPS], hp[k.H_INV_M] = ADAGRAD_EPS, 1.0
     return Packed(layout=k.Layout(meta, ip, hp), params=k.Params(W, B, VB, AB), P=P,
-                  weights=wviews, biases=bviews, n_weights=n_w, max_width=max_width)
+                  weights=wviews, biases=bviews, n_weights=n_w, max_width=max_width,
+                  slots=slots)

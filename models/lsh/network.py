@@ -28,7 +28,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from models.base import ConfigError, EpochStats, Model, MultCounts, softmax_xent
-from models.lsh import kernels
+from models.lsh import batch, kernels
 from models.lsh.config import LSHConfig
 from models.lsh.hashing import HashFamily, make_family
 from models.lsh.layout import pack
@@ -64,6 +64,7 @@ class LSHNet(Model):
         # the packed buffers, so set_params and the kernels see the same memory
         self.weights_, self.biases_ = packed.weights, packed.biases
         self._lay, self._prm, self._P = packed.layout, packed.params, packed.P
+        self._slots = packed.slots
         self._n_w = packed.n_weights
         self._maxw = packed.max_width
         self.tables_ = HashTables(list(cfg.hidden), cfg.K, cfg.L, cfg.bucket_capacity,
@@ -137,21 +138,31 @@ class LSHNet(Model):
         H = len(self.config.hidden)
         if self.config.rebuild == "paper":
             self._since_rebuild = 0
-        stats = kernels.new_stats(T)
+        batched = self.config.train_mode == "batch"
+        stats = kernels.new_stats(1 if batched else T)
         idx = self._index()
         pos, n_rebuilds, rebuild_s = 0, 0, 0.0
+        phase_s: dict[str, float] = {}
         # The rebuilds' projections run on one BLAS thread: OpenBLAS's idle workers spin
         # between calls and took a core from the Hogwild threads (2 threads: 1.1x -> 1.5x).
-        with _thread_pools().limit(limits=1, user_api="blas"):
+        # Batch mode's threads are BLAS's.
+        with _thread_pools().limit(limits=T if batched else 1, user_api="blas"):
             while pos < n:
                 interval = self._interval(self.epochs_done_, n)
                 left = interval - self._since_rebuild
                 seg = int(min(n - pos, max(1, left)))
+                if batched:  # whole batches between rebuilds
+                    seg = min(n - pos, -(-seg // self.config.batch_size) * self.config.batch_size)
                 seeds = self.rng_.integers(0, 2**63, size=T, dtype=np.uint64)
                 seg_rec = (kernels.Record(rec.sets[pos : pos + seg], rec.n[pos : pos + seg])
                            if rec is not None else kernels.empty_record())
-                kernels.train_segment(X, y, order[pos : pos + seg], self._lay, self._prm, idx,
-                                      self._dirty, seeds, T, stats, seg_rec, rec is not None)
+                if batched:
+                    batch.train_segment(self, X, y, order[pos : pos + seg], int(seeds[0]),
+                                        stats, seg_rec if rec is not None else None, phase_s)
+                else:
+                    kernels.train_segment(X, y, order[pos : pos + seg], self._lay, self._prm,
+                                          idx, self._dirty, seeds, T, stats, seg_rec,
+                                          rec is not None)
                 # Each thread's loss accumulates over the epoch and NaN stays NaN: T floats
                 # per segment locate divergence to the segment (not the example).
                 if not np.isfinite(stats.loss).all():
@@ -196,6 +207,7 @@ class LSHNet(Model):
                 "kernel_time_shares": prof,
                 "padded_selection_fraction": pads / max(n * H, 1),
                 "threads": T,
+                **({"batch_phase_s": phase_s} if batched else {}),
                 **({"order": order} if rec is not None else {}),
             },
         )
