@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from harness import catalogue
-from reports.frame import Results
+from reports.frame import CELL_KEY, Results, last_epoch_energy
 from reports.questions import reached_per_cell
 from reports.stats import Interval, diff_ci, mean_diff_ci, ratio_ci
 from reports.tables import BATCH1_REFERENCE
@@ -225,6 +225,7 @@ def claims(res: Results) -> pd.DataFrame:
         | set(map(tuple, threads[keys].drop_duplicates().values.tolist()))
     )
     out = _Rows()
+    energy = last_epoch_energy(res, "cpu")
     gaps: dict[tuple[str, str], list[tuple[str, list[float], list[float]]]] = {}
     for machine, dataset, hidden in groups:
         where = {"machine": machine, "dataset": dataset, "hidden": hidden}
@@ -267,7 +268,7 @@ def claims(res: Results) -> pd.DataFrame:
                 f"{pair}, gap = dense - LSH, {_seeds(lsh, dense)}",
             )
             _speed(out, where, lsh, dense, sub, pair)
-            _energy(out, where, lsh, dense, pair)
+            _energy(out, where, lsh, dense, pair, energy)
         _scaling(out, where, threads, machine, dataset, hidden)
     _mean_gap(out, sweep, gaps)
     _to_target(out, res)
@@ -342,21 +343,28 @@ def _speed(
 
 
 def _energy(
-    out: _Rows, where: dict[str, Any], lsh: pd.DataFrame, dense: pd.DataFrame, pair: str
+    out: _Rows,
+    where: dict[str, Any],
+    lsh: pd.DataFrame,
+    dense: pd.DataFrame,
+    pair: str,
+    energy: pd.DataFrame,
 ) -> None:
-    for mode in ("measured", "estimated"):  # a meter where both have one, else the estimate
-        col = f"cpu_{mode}_j"
-        a, b = _values(lsh, col), _values(dense, col)
-        if a and b and len(a) == len(lsh) and len(b) == len(dense):
+    """Energy per example, LSH over dense, in one mode: a meter where every cell of both has
+    one, else the estimate. Measured and estimated are never mixed in one ratio."""
+    for mode in ("measured", "estimated"):
+        e = energy[energy["mode"] == mode]
+        a = lsh.merge(e, on=CELL_KEY, suffixes=("", "_e"))
+        b = dense.merge(e, on=CELL_KEY, suffixes=("", "_e"))
+        if len(a) and len(b) and len(a) == len(lsh) and len(b) == len(dense):
             break
     else:
         out.untested(ENERGY, where, "no CPU energy readings (measured or estimated) for both")
         return
-    per_a = [j / n for j, n in zip(a, lsh["n_train"], strict=True)]
-    per_b = [j / n for j, n in zip(b, dense["n_train"], strict=True)]
+    per_a = (a["energy_j"] / a["n_train"]).tolist()
+    per_b = (b["energy_j"] / b["n_train"]).tolist()
     ci = ratio_ci(per_a, per_b)
-    source = lsh.get(f"cpu_{mode}_source", pd.Series(dtype=object)).dropna()
-    src = f", source {source.iloc[0]}" if len(source) else ""
+    src = f", source {a['source'].iloc[0]}"
     note = (
         ""
         if mode == "measured"
@@ -368,7 +376,7 @@ def _energy(
         ci,
         LESS_RULE,
         "x",
-        min(len(a), len(b)),
+        min(len(per_a), len(per_b)),
         f"{pair}, CPU energy per example ({mode}{src}), last epoch, gross, "
         f"{_seeds(lsh, dense)}{note}",
         suffix=f" ({mode})",

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure as MplFigure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from harness import catalogue  # noqa: E402
-from reports.frame import Results  # noqa: E402
+from reports.frame import CELL_KEY, Results, last_epoch_energy  # noqa: E402
 from reports.stats import ratio_ci, t_halfwidth  # noqa: E402
 
 
@@ -353,26 +353,22 @@ def energy_per_example(res: Results) -> Figure | None:
     df = _sweep(res)
     if df.empty:
         return None
-    cols = [c for c in df.columns if c.startswith("cpu_") and c.endswith("_j")]
+    keys = ["machine", "dataset", "hidden", "model", "fraction"]
+    sweep_ids = df[CELL_KEY]
     rows = []
+    for net in (False, True):  # gross, then net of idle where an idle power was measured
+        e = last_epoch_energy(res, "cpu", net=net).merge(sweep_ids, on=CELL_KEY)
+        for _, r in e.iterrows():
+            mode = r["mode"] + (", net of idle" if net else "")
+            rows.append({**r[keys].to_dict(), "meter": f"CPU ({mode})",
+                         "j_per_example": r["energy_j"] / r["n_train"]})
     for _, r in df.iterrows():
-        n = r["n_train"] * r["epochs"]
-        for col in cols:
-            if pd.notna(r.get(col)):
-                mode = col.split("_")[1] + (", net of idle" if col.endswith("_net_j") else "")
-                rows.append(
-                    {
-                        **r[["machine", "dataset", "hidden", "model", "fraction"]].to_dict(),
-                        "meter": f"CPU ({mode})",
-                        "j_per_example": r[col] * r["epochs"] / n,
-                    }
-                )
         if pd.notna(r.get("op_estimate_j")):
             rows.append(
                 {
-                    **r[["machine", "dataset", "hidden", "model", "fraction"]].to_dict(),
+                    **r[keys].to_dict(),
                     "meter": "operation count (estimated)",
-                    "j_per_example": r["op_estimate_j"] * r["epochs"] / n,
+                    "j_per_example": r["op_estimate_j"] / r["n_train"],
                 }
             )
     if not rows:
@@ -402,8 +398,9 @@ def energy_per_example(res: Results) -> Figure | None:
         "Each panel is one meter and one mode; measured and estimated energy are never summed "
         "or drawn on one axis. 'estimated' CPU energy is CPU time times an assumed power per "
         "logical CPU; the operation-count estimate applies 45 nm per-operation energies "
-        "(Horowitz 2014) to the counted multiplications and their additions. Gross energy "
-        "(idle draw not subtracted); means over datasets, seeds and machines.",
+        "(Horowitz 2014) to the counted multiplications and their additions. Each figure is the "
+        "last epoch's energy over its training examples: gross (idle draw included) unless "
+        "the panel says 'net of idle'; means over datasets, seeds and machines.",
         fig,
         data,
     )

@@ -16,7 +16,7 @@ from harness.errors import UserError
 from harness.store import atomic_write_text
 from reports import claims, questions, tables
 from reports.figures import ALL_FIGURES
-from reports.frame import Results, load_results
+from reports.frame import Results, energy_modes, load_results
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,9 @@ def build_report(
         profiles=sorted(res.cells["profile"].dropna().unique()) if not res.cells.empty else [],
         energy_modes=_energy_modes(res),
         datasets_table=jinja2.utils.markupsafe.Markup(tables.to_html(_datasets(res))),
+        code_table=jinja2.utils.markupsafe.Markup(tables.to_html(res.code)),
+        code_mixed=bool(not res.code.empty and (res.code.groupby("machine")["code"].nunique()
+                                                > 1).any()),
         figures=[f for f in figures if f["section"] == "results"],
         question_figures=[f for f in figures if f["section"] == "questions"],
         hardware_figures=[f for f in figures if f["section"] == "hardware"],
@@ -181,14 +184,16 @@ def _blas_text(value: object) -> object:
 
 
 def _energy_modes(res: Results) -> list[tuple[str, str]]:
-    cols = res.epochs.columns if not res.epochs.empty else []
+    modes = energy_modes(res, "cpu")
     out = []
     for mode, text in (
         ("measured", "CPU energy read from hardware counters"),
         ("estimated", "CPU energy estimated from CPU time (no readable counters on that machine)"),
     ):
-        if any(c.startswith("cpu_") and c.endswith(f"{mode}_j") for c in cols):
+        if mode in modes:
             out.append((mode, text))
+    if "measured" in energy_modes(res, "gpu"):
+        out.append(("measured", "GPU energy of the model's own GPU, read through NVML"))
     out.append(
         (
             "estimated",
@@ -199,10 +204,31 @@ def _energy_modes(res: Results) -> list[tuple[str, str]]:
     return out
 
 
+def _code_notes(res: Results) -> list[str]:
+    """A mix of commits (or uncommitted changes) behind the cells, said out loud."""
+    code = res.code
+    if code.empty:
+        return []
+    out = []
+    for machine, part in code.groupby("machine"):
+        labels = sorted(set(part["code"]))
+        if len(labels) > 1:
+            out.append(
+                f"Machine {machine}'s cells come from {len(labels)} versions of the code "
+                f"({', '.join(labels)}): see 'Code' under Setup; rerun with --force or "
+                "--rerun-older-than COMMIT to bring them to one."
+            )
+        elif any("uncommitted" in label for label in labels):
+            out.append(
+                f"Machine {machine}'s cells come from a checkout with uncommitted changes "
+                f"({labels[0]}): the commit alone does not say which code ran."
+            )
+    return out
+
+
 def _limitations(res: Results) -> list[str]:
     items = []
-    cols = res.epochs.columns if not res.epochs.empty else []
-    if any(c.endswith("estimated_j") and c.startswith("cpu_") for c in cols):
+    if "estimated" in energy_modes(res, "cpu"):
         items.append(
             "Some CPU energy figures are estimates (CPU time x an assumed power per "
             "logical CPU), labelled 'estimated': the machine exposed no readable RAPL "
@@ -220,9 +246,10 @@ def _limitations(res: Results) -> list[str]:
         )
     items.extend(_convergence_notes(tables.dense_convergence(res)))
     items.append(
-        "Energy figures are gross (idle draw not subtracted); idle power measured "
-        "before each block of runs is stored with every record."
+        "Energy figures are gross (idle draw included) unless labelled 'net of idle'; the "
+        "idle power measured before each block of runs is stored with every record."
     )
+    items.extend(_code_notes(res))
     items.append(
         "Baselines compute every pre-activation and use dense BLAS products, so their "
         "counts and times show no saving by construction, as in the paper."

@@ -30,7 +30,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from harness import catalogue  # noqa: E402
-from reports.frame import Results  # noqa: E402
+from reports.frame import Results, epoch_energy  # noqa: E402
 from reports.stats import Interval, mean_ci, ratio_ci  # noqa: E402
 from reports.tables import TARGET_GAP, first_reaching  # noqa: E402
 
@@ -70,38 +70,14 @@ def _energy_per_epoch(res: Results) -> pd.DataFrame:
     """The one reader of energy: one row per (machine, cell_id, epoch, device, mode) with the
     gross joules of the training window the model is charged for (``energy_j``) and per
     training example (``j_per_example``); energy that is not the model's (the idle draw of a
-    GPU it did not use) is left out. Reads the frame's long-form energy table where it has
-    one, else its per-mode columns."""
+    GPU it did not use) is left out (``reports.frame.epoch_energy``)."""
     cols = ["machine", "cell_id", "epoch", "device", "mode", "energy_j", "j_per_example"]
     if res.epochs.empty:
         return pd.DataFrame(columns=cols)
-    if hasattr(res, "energy"):
-        from reports import frame
-
-        parts = [
-            frame.epoch_energy(res, d).assign(device=d.upper())  # type: ignore[attr-defined]
-            for d in ("cpu", "gpu")
-        ]
-        out = pd.concat(parts, ignore_index=True)
-        n = res.epochs[["machine", "cell_id", "epoch", "n_train"]]
-        out = out.merge(n, on=["machine", "cell_id", "epoch"], how="inner")
-    else:
-        e = res.epochs
-        found = [
-            (c, m.group(1), m.group(2))
-            for c in e.columns
-            if (m := re.fullmatch(r"(cpu|gpu)_(measured|estimated)_j", c))
-        ]
-        out = pd.concat(
-            [
-                e.loc[e[col].notna(), ["machine", "cell_id", "epoch", "n_train", col]]
-                .rename(columns={col: "energy_j"})
-                .assign(device=device.upper(), mode=mode)
-                for col, device, mode in found
-            ]
-            or [pd.DataFrame(columns=[*cols, "n_train"])],
-            ignore_index=True,
-        )
+    parts = [epoch_energy(res, d).assign(device=d.upper()) for d in ("cpu", "gpu")]
+    out = pd.concat(parts, ignore_index=True)
+    n = res.epochs[["machine", "cell_id", "epoch", "n_train"]]
+    out = out.merge(n, on=["machine", "cell_id", "epoch"], how="inner")
     if out.empty:
         return pd.DataFrame(columns=cols)
     out["j_per_example"] = out["energy_j"] / out["n_train"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from harness import catalogue
-from reports.frame import Results
+from reports.frame import CELL_KEY, Results, epoch_energy, last_epoch_energy
 
 _KEYS = ["machine", "dataset", "hidden", "model", "fraction"]
 # The paper's reference: the standard network at batch 1, which gaps and shares are measured
@@ -23,15 +23,20 @@ def summary(res: Results) -> pd.DataFrame:
     if c.empty:
         return pd.DataFrame()
     c["examples_per_s"] = c["n_train"] * c["epochs"] / c["total_wall_s"]
-    energy_cols = [col for col in c.columns if col.startswith("cpu_") and col.endswith("_j")]
-    for col in energy_cols:  # the last epoch's energy over its examples
-        c[col.replace("_j", "_j_per_example")] = c[col] / c["n_train"]
+    energy_cols = []
+    for net in (False, True):  # the last epoch's CPU energy over its examples, per mode
+        e = last_epoch_energy(res, "cpu", net=net)
+        for mode, part in e.groupby("mode"):
+            col = f"cpu_{mode}{'_net' if net else ''}_j_per_example"
+            per = part.assign(**{col: part["energy_j"] / part["n_train"]})
+            c = c.merge(per[[*CELL_KEY, col]], on=CELL_KEY, how="left")
+            energy_cols.append(col)
     value_cols = [
         "test_accuracy",
         "mults_per_example",
         "examples_per_s",
         "epoch_wall_spread_pct",
-        *[col.replace("_j", "_j_per_example") for col in energy_cols],
+        *energy_cols,
     ]
     t = c.groupby(_KEYS, as_index=False)[value_cols].mean()
     ref_cols = ["test_accuracy", "mults_per_example", "examples_per_s"]
@@ -58,17 +63,23 @@ def _to_target(res: Results, dense: pd.DataFrame) -> pd.DataFrame:
     """Wall time and energy (per mode) spent until the first epoch whose test accuracy is
     within ``TARGET_GAP`` of the standard network's final accuracy; NaN if never reached."""
     e = res.epochs[res.epochs["experiment"] == "fraction_sweep"].sort_values("epoch").copy()
-    energy_cols = [col for col in e.columns if col.startswith("cpu_") and col.endswith("_j")]
-    cum_cols = {col: col.replace("_j", "_j_to_target") for col in energy_cols}
-    for col, cum in cum_cols.items():
-        e[cum] = e.groupby(["machine", "cell_id"])[col].cumsum()
+    energy = epoch_energy(res, "cpu")
+    cum_cols = []
+    for mode, part in energy.groupby("mode"):  # energy spent so far, per mode, never mixed
+        col = f"cpu_{mode}_j_to_target"
+        part = part.sort_values("epoch").assign(
+            **{col: part.sort_values("epoch").groupby(CELL_KEY)["energy_j"].cumsum()}
+        )
+        e = e.merge(part[[*CELL_KEY, "epoch", col]],
+                    on=[*CELL_KEY, "epoch"], how="left")
+        cum_cols.append(col)
     target = dense[["machine", "dataset", "hidden", "test_accuracy"]].rename(
         columns={"test_accuracy": "target_accuracy"}
     )
     target["target_accuracy"] -= TARGET_GAP
     e = e.merge(target, on=["machine", "dataset", "hidden"], how="inner")
     first = first_reaching(e, "target_accuracy")
-    cols = ["epochs_to_target", "time_to_target_s", *cum_cols.values()]
+    cols = ["epochs_to_target", "time_to_target_s", *cum_cols]
     return first.groupby(_KEYS, as_index=False)[cols].mean()
 
 
