@@ -216,7 +216,6 @@ def claims(res: Results) -> pd.DataFrame:
     c = res.cells
     if c.empty:
         return pd.DataFrame(columns=COLUMNS)
-    c = c.assign(examples_per_s=c["n_train"] * c["epochs"] / c["total_wall_s"])
     sweep = c[c["experiment"] == "fraction_sweep"]
     threads = c[(c["experiment"] == "thread_scaling") & (c["model"] == LSH)]
     keys = ["machine", "dataset", "hidden"]

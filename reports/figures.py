@@ -250,7 +250,6 @@ def throughput_vs_fraction(res: Results) -> Figure | None:
     df = _sweep(res)
     if df.empty:
         return None
-    df = df.assign(examples_per_s=df["n_train"] * df["epochs"] / df["total_wall_s"])
     stats = _seed_stats(df, ["machine", "dataset", "hidden", "model", "fraction"], "examples_per_s")
     panels = stats[["machine", "dataset", "hidden"]].drop_duplicates().values.tolist()
     fig, axes = _panels(len(panels))
@@ -414,7 +413,6 @@ def machine_comparison(res: Results) -> Figure | None:
     sparse = ~_references(df["model"])
     low = df.loc[sparse, "fraction"].min() if sparse.any() else 1
     df = df[(df["fraction"] == low) | ~sparse]
-    df = df.assign(examples_per_s=df["n_train"] * df["epochs"] / df["total_wall_s"])
     data = df.groupby(["machine", "model"], as_index=False)["examples_per_s"].mean()
     machines = sorted(data["machine"].unique())
     models_present = catalogue.ordered(data["model"])

@@ -143,6 +143,8 @@ def load_results(roots: list[Path] | Path) -> Results:
             last.update(
                 epochs=len(rows),
                 total_wall_s=cum_wall,
+                # training throughput over the whole run (the epochs row has each epoch's)
+                examples_per_s=n_train * len(rows) / cum_wall if cum_wall > 0 else math.nan,
                 # over the whole run, so rebuild schedules that change by epoch are amortised
                 mults_per_example=sum(r["mults_training"] for r in rows) / (n_train * len(rows)),
                 mults_forward_hidden_per_example=_mean_or_nan(

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from harness.errors import UserError
-from harness.store import atomic_write_text
+from harness.files import atomic_write, atomic_write_text
 from reports import claims, questions, tables
 from reports.figures import ALL_FIGURES
 from reports.frame import Results, energy_modes, load_results
@@ -131,17 +131,9 @@ def build_report(
 
 
 def _save_png(fig: plt.Figure, path: Path) -> None:
-    """Draw to a temporary file, then rename: a full disk never leaves a broken figure."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    """The figure, written atomically: a full disk never leaves a broken one."""
     try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-        tmp.replace(path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise UserError(
-            f"cannot write figure {path}: {exc.strerror or exc}; "
-            "free disk space or choose another folder with --report"
-        ) from exc
+        atomic_write(path, lambda fh: fig.savefig(fh, dpi=110, bbox_inches="tight", format="png"))
     finally:
         plt.close(fig)
 

@@ -22,7 +22,6 @@ def summary(res: Results) -> pd.DataFrame:
     c = c[c["experiment"] == "fraction_sweep"].copy()
     if c.empty:
         return pd.DataFrame()
-    c["examples_per_s"] = c["n_train"] * c["epochs"] / c["total_wall_s"]
     energy_cols = []
     for net in (False, True):  # the last epoch's CPU energy over its examples, per mode
         e = last_epoch_energy(res, "cpu", net=net)
