@@ -557,6 +557,8 @@ def hash_quality(res: Results) -> Figure | None:
     """LSH's accuracy, multiplications and time per example (and retrieval recall where the
     records have it) against tables L, per bits K, selection rule and pooling."""
     c = _cells(res, "hash_quality")
+    if not c.empty:  # ids without hash tags (another version's) cannot be placed
+        c = c[c["K"].notna() & c["L"].notna() & c["selection"].notna()]
     if c.empty:
         return None
     c = c.assign(pooling=[f"pooled {int(a)}/{int(b)}" if a > 1 or b > 1 else "not pooled"
