@@ -69,8 +69,8 @@ def _spread_note(stats: pd.DataFrame) -> str:
 def _energy_per_epoch(res: Results) -> pd.DataFrame:
     """The one reader of energy: one row per (machine, cell_id, epoch, device, mode) with the
     gross joules of the training window the model is charged for (``energy_j``) and per
-    training example (``j_per_example``); energy that is not the model's (the idle draw of a
-    GPU it did not use) is left out (``reports.frame.epoch_energy``)."""
+    training example (``j_per_example``), from the frame's long-form energy table; energy
+    that is not the model's (the idle draw of a GPU it did not use) is left out."""
     cols = ["machine", "cell_id", "epoch", "device", "mode", "energy_j", "j_per_example"]
     if res.epochs.empty:
         return pd.DataFrame(columns=cols)

@@ -57,6 +57,10 @@ def test_each_question_draws_its_figure_with_its_data(questions_run):
     assert {"s_per_example", "mults_per_example"} == set(cross["metric"])
     for table in ("time_to_target.csv", "hardware.csv"):
         assert len(pd.read_csv(report / table)) > 0, table
+    # the one energy reader found every run's joules, each with its mode
+    hardware = pd.read_csv(report / "hardware.csv")
+    assert set(hardware["energy_basis"]) <= {"measured", "estimated", "mixed"}
+    assert (hardware["j_per_example"] > 0).all()
 
 
 def test_report_puts_them_in_their_sections(questions_run):
