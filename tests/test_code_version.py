@@ -6,9 +6,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import _records as R
 import pytest
 
-import _records as R
 from harness import cli, machine
 from harness.errors import UserError
 from harness.experiments import Cell
