@@ -49,8 +49,18 @@ def _step_block(kind: str, lr: float, mu: float, l2: float, rows: np.ndarray,
     ``rows`` entries of a bias vector (``slots``: bias, its velocity, its sum). ``row_acc``
     holds rowwise_adagrad's per-row sums; untouched entries of a row count as zero
     gradients in its mean over all ``n_in`` columns. ``g`` is consumed."""
-    ix = np.ix_(rows, cols) if cols is not None else rows
-    p = slots[0][ix]
+    def get(a: np.ndarray) -> np.ndarray:
+        if cols is None:
+            return a[rows]
+        return _gather(a, rows, cols)
+
+    def put(a: np.ndarray, v: np.ndarray) -> None:
+        if cols is None:
+            a[rows] = v
+        else:
+            kernels.scatter_block(a, rows, cols, v)
+
+    p = get(slots[0])
     if l2 > 0:
         g += l2 * p
     mults = update_mults(kind, g.shape, l2)
@@ -70,19 +80,25 @@ def _step_block(kind: str, lr: float, mu: float, l2: float, rows: np.ndarray,
             g *= lr / (ADAGRAD_EPS + np.sqrt(acc))
         p -= g
     else:
-        v = slots[1][ix]
+        v = get(slots[1])
         v *= mu
         if kind == "momentum":
             g *= lr
         else:
-            acc = slots[2][ix] + g * g
-            slots[2][ix] = acc
+            acc = get(slots[2]) + g * g
+            put(slots[2], acc)
             g *= lr / (ADAGRAD_EPS + np.sqrt(acc))
         v += g
         p -= v
-        slots[1][ix] = v
-    slots[0][ix] = p
+        put(slots[1], v)
+    put(slots[0], p)
     return mults
+
+
+def _gather(M: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    out = np.empty((rows.size, cols.size), M.dtype)
+    kernels.gather_block(M, rows, cols, out)
+    return out
 
 
 def _bounds(lay: kernels.Layout, layer: int) -> slice:
@@ -156,7 +172,7 @@ def train_segment(net: LSHNet, X: np.ndarray, y: np.ndarray, order: np.ndarray, 
                 rec.n[start : start + m, ly] = s
                 rec.sets[start : start + m, ly, :s] = S
             tb = clock()
-            Wb = slots[0][ly][np.ix_(S, cols)]
+            Wb = _gather(slots[0][ly], S, cols)
             tc = clock()
             Z = Ac @ Wb.T
             Z += prm.B[int(lay.meta[ly, kernels.M_BOFF]) + S]

@@ -1037,3 +1037,24 @@ def select_query(ly, qidx, qval, nnz, lay, prm, idx, state, out):
         s, pd = _select(sc.acc, ly, n_out, meta[ly, M_CAP], ip, idx.tab, idx.tsize, sc.counts,
                         sc.touched, sc.hist, out, state)
     return s, pd, m_hash, m_fwd
+
+
+@njit(cache=True)
+def gather_block(M, rows, cols, out):
+    """out[i, j] = M[rows[i], cols[j]] for a 2-D view M of any strides (train_mode="batch":
+    numpy's M[np.ix_(rows, cols)] measured ~2x slower on a strided view)."""
+    for i in range(rows.shape[0]):
+        r = M[rows[i]]
+        o = out[i]
+        for j in range(cols.shape[0]):
+            o[j] = r[cols[j]]
+
+
+@njit(cache=True)
+def scatter_block(M, rows, cols, blk):
+    """M[rows[i], cols[j]] = blk[i, j] (the inverse of gather_block)."""
+    for i in range(rows.shape[0]):
+        r = M[rows[i]]
+        b = blk[i]
+        for j in range(cols.shape[0]):
+            r[cols[j]] = b[j]
