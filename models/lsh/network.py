@@ -294,16 +294,20 @@ class LSHNet(Model):
         sets = self.active_sets(Xs)
         H = len(self.config.hidden)
         hits = np.zeros(H)
-        for e in range(Xs.shape[0]):
-            a = Xs[e].astype(np.float64)
-            for h in range(H):
-                z = self.weights_[h].astype(np.float64) @ a + self.biases_[h]
-                cap = self.caps_[h]
+        A = Xs  # each layer's input for every sampled row, as the sparse network feeds it
+        for h in range(H):
+            # One product per layer for all rows (in the model's dtype, as training computes
+            # it): a product per row would convert and stream the layer once per row, which
+            # at width 16,000 is a gigabyte a row.
+            Z = A @ self.weights_[h].T + self.biases_[h]
+            cap = self.caps_[h]
+            A = np.zeros_like(Z)
+            for e in range(Xs.shape[0]):
+                z = Z[e]
                 top = np.argpartition(-z, cap - 1)[:cap] if cap < z.size else np.arange(z.size)
                 S = sets[e][h]
                 hits[h] += np.intersect1d(S, top).size / cap
-                a = np.zeros_like(z)
-                a[S] = np.maximum(z[S], 0)
+                A[e, S] = np.maximum(z[S], 0)
         res = {f"layer_{h}": float(hits[h] / max(Xs.shape[0], 1)) for h in range(H)}
         res["mean"] = float(np.mean(list(res.values()))) if H else 0.0
         return res
