@@ -140,7 +140,9 @@ def _widths(args: argparse.Namespace) -> None:
             line += ")"
             if "lsh_batch" in res:
                 line += (f"  lsh batch={args.lsh_batch} {res['lsh_batch']:9,.0f} "
-                         f"({res['lsh_batch'] / best_d:5.1f}x dense)")
+                         f"({res['lsh_batch'] / best_d:5.1f}x dense"
+                         + (f", {res['lsh_batch'] / max(res['torch'].values()):5.1f}x torch"
+                            if "torch" in res else "") + ")")
             print(line, flush=True)
     by = {(r["width"], r["threads"]): r for r in rows}
     for width in args.widths:
