@@ -427,8 +427,8 @@ def measure_rate(
     model = models.build(cell.model, config)
     build_s = time.perf_counter() - t0
     n = len(y)
-    with threadpool_limits(limits=int(cell.settings.get("threads", 1))):
-        model.warmup()  # the first of a kind may compile: once per process, not per cell
+    with threadpool_limits(limits=model.config.threads):
+        model.warmup()  # the first of a kind may compile; a cell's process loads it cached
         t0 = time.perf_counter()
         model.warmup()
         warmup_s = time.perf_counter() - t0
