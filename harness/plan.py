@@ -234,6 +234,7 @@ class Estimate:
     calibration_s: float
     cpu_count: int
     n_calibrated: int = 0  # cost keys measured by the calibration (not from stored records)
+    process_s: float = 0.0  # per cell to run: its own process starting, loading, warming up
 
     @property
     def total_s(self) -> float:
@@ -299,12 +300,16 @@ def estimate(
     force: bool = False,
     data_dir: Path | None = None,
     calibrate: Calibrate | None = None,
+    process_s: float | None = None,
 ) -> Estimate:
     """Expected seconds of every cell and in total. ``calibrate`` measures the rates of the
     cost keys that neither a finished cell nor a stored record covers (default:
-    ``calibrate_rates``); tests replace it with a fixed table."""
+    ``calibrate_rates``); tests replace it with a fixed table. ``process_s``, the fixed cost
+    of a cell's own process, is measured on the first cell to run (``process_seconds``)
+    unless given, or unless ``calibrate`` is replaced (then 0)."""
     if summary is None:
         summary = summarise(cells, store=store, force=force, data_dir=data_dir)
+    measure_process = process_s is None and calibrate is None
     if calibrate is None:
         calibrate = functools.partial(calibrate_rates, data_dir=data_dir)
     keys = [
@@ -322,18 +327,40 @@ def estimate(
             probes[keys[i]] = Probe(keys[i], summary.cells[i], summary.shapes[i])
     started = time.perf_counter()
     measured = dict(calibrate(list(probes.values()))) if probes else {}
+    if measure_process:
+        process_s = process_seconds(summary.cells[todo[0]], data_dir) if todo else 0.0
     calibration_s = time.perf_counter() - started
     rates.update(measured)
     out = []
+    fixed = process_s or 0.0
     for i, (cell, shape) in enumerate(zip(summary.cells, summary.shapes, strict=True)):
         if summary.stored[i]:
             out.append(CellEstimate(cell, shape, 0.0, "already stored"))
         elif keys[i] in rates:
             rate = rates[keys[i]]
-            out.append(CellEstimate(cell, shape, cell_seconds(rate, cell, shape), rate.source))
+            seconds = fixed + cell_seconds(rate, cell, shape)
+            out.append(CellEstimate(cell, shape, seconds, rate.source))
         else:
             out.append(CellEstimate(cell, shape, None, "no estimate"))
-    return Estimate(out, rates, calibration_s, os.cpu_count() or 1, len(measured))
+    return Estimate(out, rates, calibration_s, os.cpu_count() or 1, len(measured), fixed)
+
+
+def process_seconds(cell: Cell, data_dir: Path | None = None) -> float:
+    """Wall seconds of a one-epoch, few-example copy of ``cell`` run as the sweep runs it, in
+    its own process: what every cell pays beyond its training and inference (the process
+    start, its data, the model's warm-up from numba's cache, meters, the record)."""
+    from harness.cell import MeterOptions, task_for
+    from harness.isolate import run_isolated
+
+    tiny = dataclasses.replace(cell, epochs=1, n_train=min(cell.n_train or 64, 64),
+                               n_test=min(cell.n_test or 32, 32))
+    task = task_for(tiny, MeterOptions(include=["cpu-estimate"]), {}, data_dir)
+    started = time.perf_counter()
+    outcome = run_isolated(task, timeout_s=300)
+    elapsed = time.perf_counter() - started
+    if outcome.measured is None:
+        return 0.0  # the sweep will say why; the estimate just leaves it out
+    return max(0.0, elapsed - sum(e.wall_s for e in outcome.measured.epochs))
 
 
 # -- calibration -----------------------------------------------------------------------------
@@ -518,6 +545,8 @@ def format_plan(summary: Summary, estimate: Estimate | None = None) -> str:
         f"{summary.n_cells} cells ({estimate.n_stored} already stored) expected to take about "
         f"{duration(total)} on this machine (sequential, one cell at a time); "
         f"calibration took {estimate.calibration_s:.1f} s"
+        + (f"; {estimate.process_s:.1f} s of each is its own process starting, loading its "
+           "data and warming up" if estimate.process_s else "")
     )
     cores = estimate.cpu_count
     lines.append(

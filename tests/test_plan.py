@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -189,6 +190,9 @@ def test_run_all_plan_prints_the_estimate_and_writes_nothing(tmp_path):
     assert "Plan: " in proc.stdout
     assert "already stored) expected to take about" in proc.stdout
     assert "calibration took" in proc.stdout
+    # every cell's own process is measured, not assumed free (a smoke cell is mostly that)
+    m = re.search(r"; ([\d.]+) s of each is its own process starting", proc.stdout)
+    assert m and 0.05 < float(m.group(1)) < 60, proc.stdout
     assert not list(results.glob("**/*.json"))
     assert not (tmp_path / "report").exists()
     assert "runs done" not in proc.stdout
