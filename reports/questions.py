@@ -27,7 +27,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from harness import catalogue  # noqa: E402
 from reports.frame import Results, epoch_energy  # noqa: E402
@@ -179,11 +178,11 @@ def _decorate(settings: pd.DataFrame) -> dict[str, dict[str, str]]:
 
 
 def _log_axes(ax, x: bool = True, y: bool = True) -> None:  # type: ignore[no-untyped-def]
-    """Log scales without labels on minor ticks (they crowd a narrow range)."""
-    for on, axis, scale in ((x, ax.xaxis, ax.set_xscale), (y, ax.yaxis, ax.set_yscale)):
+    """Log scales. Matplotlib's own minor-tick labels stay: they appear only where an axis
+    spans less than a decade, which would otherwise have no number on it at all."""
+    for on, scale in ((x, ax.set_xscale), (y, ax.set_yscale)):
         if on:
             scale("log")
-            axis.set_minor_formatter(NullFormatter())
 
 
 def _ordered_settings(df: pd.DataFrame) -> list[str]:
