@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.cell import CellTask, Measured, measured_from
+from harness.lock import pid_alive
 from harness.record import Failure, from_plain
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def child_setup(sweep_pid: int | None = None, log_level: int = logging.WARNING) 
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     pid = os.getppid() if sweep_pid is None else sweep_pid
-    if not _alive(pid):  # the sweep died while this one started
+    if not pid_alive(pid):  # the sweep died while this one started
         os._exit(1)
     threading.Thread(target=_die_with, args=(pid,), name="die-with-sweep", daemon=True).start()
     faulthandler.enable()
@@ -74,7 +75,7 @@ def _die_with(pid: int) -> None:
     try:
         fd = os.pidfd_open(pid)  # Linux 5.3+: readable when the process ends
     except (AttributeError, OSError):
-        while _alive(pid):
+        while pid_alive(pid):
             time.sleep(0.2)
     else:
         select.select([fd], [], [])
@@ -90,16 +91,6 @@ def _forkserver_child(task: CellTask, out: str, err: str, sweep_pid: int, level:
     from harness.store import atomic_write_json
 
     atomic_write_json(Path(out), outcome_of(task))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 _CONTEXT: multiprocessing.context.BaseContext | None = None

@@ -26,6 +26,7 @@ from typing import Any
 import filelock
 
 from harness.errors import StoreError
+from harness.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +35,34 @@ class FolderBusyError(StoreError):
     """Another sweep holds the folder and the caller chose not to wait."""
 
 
-def _owner(folder: Path) -> str:
+def _owner(folder: Path, patience_s: float = 2.0) -> str:
+    """Who holds ``folder``'s lock. A holder writes this just after taking the lock, so a
+    run that finds it held a moment earlier waits a little for the file."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            text = (folder / ".lock.owner").read_text(encoding="utf-8")
+            info: dict[str, Any] = json.loads(text)
+            if info["host"] == socket.gethostname() and not pid_alive(int(info["pid"])):
+                raise ValueError("a killed holder's file, not yet replaced")
+            since = time.strftime("%Y-%m-%d %H:%M:%S",
+                                  time.localtime(float(info["since_unix_s"])))
+            return f"pid {info['pid']} on {info['host']} since {since} ({info['command']})"
+        except (OSError, ValueError, KeyError, TypeError):
+            if time.monotonic() > deadline:
+                return "another run"
+            time.sleep(0.05)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine."""
     try:
-        info: dict[str, Any] = json.loads((folder / ".lock.owner").read_text(encoding="utf-8"))
-        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(info["since_unix_s"])))
-        return f"pid {info['pid']} on {info['host']} since {since} ({info['command']})"
-    except (OSError, ValueError, KeyError, TypeError):
-        return "another run"
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @contextlib.contextmanager
@@ -72,10 +94,12 @@ def folder_lock(folder: Path, *, wait: bool = True, poll_s: float = 0.5) -> Iter
             "since_unix_s": time.time(),
             "command": " ".join(sys.argv)[:200] or "python",
         }
-        with contextlib.suppress(OSError):
-            (folder / ".lock.owner").write_text(json.dumps(owner), encoding="utf-8")
+        with contextlib.suppress(StoreError):  # informative only: never worth failing for
+            atomic_write_text(folder / ".lock.owner", json.dumps(owner))
         yield
     finally:
+        with contextlib.suppress(OSError):
+            (folder / ".lock.owner").unlink()
         lock.release()
 
 
