@@ -69,13 +69,7 @@ class CellTask:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CellTask:
-        return cls(
-            cell=Cell(**data["cell"]),
-            meters=MeterOptions(**data["meters"]),
-            idle_power_w=data["idle_power_w"],
-            data_dir=data["data_dir"],
-            model_module=data["model_module"],
-        )
+        return from_plain(cls, data, "task")  # checked, as every record is
 
 
 @dataclass(frozen=True)

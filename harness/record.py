@@ -174,10 +174,6 @@ class CellRecord:
         if self.status == "failed" and self.failure is None:
             raise RecordError("a 'failed' record needs its failure")
 
-    @property
-    def final_test_accuracy(self) -> float | None:
-        return self.epochs[-1].test_accuracy if self.epochs else None
-
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
