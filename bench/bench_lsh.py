@@ -9,10 +9,10 @@ several sizes, BLAS limited to the same number of threads as LSH. LSH trains one
 a time (Hogwild across threads). Not part of the test suite.
 
 With ``--widths 1000,4000,16000`` it runs the width curve instead: 784-W-W-10 at 5% active,
-training throughput of LSH (per example, and ``--lsh-batch B``: the shared-set mini-batch
-mode) against dense at its fastest mini-batch and, with ``--peers``, torch-dense on CPU at
-its fastest batch size, at each of ``--threads``, side by side in one run; then a table
-and (``--out``) JSON.
+training throughput of LSH (per example, and ``--lsh-batch B``: the mini-batch mode, its
+sets chosen by ``--lsh-batch-sets``) against dense at its fastest mini-batch and, with
+``--peers``, torch-dense on CPU at its fastest batch size, at each of ``--threads``, side
+by side in one run; then a table and (``--out``) JSON.
 """
 
 from __future__ import annotations
@@ -119,7 +119,8 @@ def _widths(args: argparse.Namespace) -> None:
                 if args.lsh_batch:
                     net = models.build("lsh", {**base, **lsh_cfg, "threads": T,
                                                "train_mode": "batch",
-                                               "batch_size": args.lsh_batch})
+                                               "batch_size": args.lsh_batch,
+                                               "batch_sets": args.lsh_batch_sets})
                     net.warmup()
                     res["lsh_batch"], st = _rate_on(net, Xtr, ytr, len(Xtr))
                     res["lsh_batch_mults_per_example"] = st.mults.training / len(Xtr)
@@ -156,7 +157,8 @@ def _widths(args: argparse.Namespace) -> None:
         from harness.store import atomic_write_json
 
         atomic_write_json(args.out, {"benchmark": "bench_lsh --widths", "lsh_settings": lsh_cfg,
-                                     "lsh_batch": args.lsh_batch, "rows": rows,
+                                     "lsh_batch": args.lsh_batch,
+                                     "lsh_batch_sets": args.lsh_batch_sets, "rows": rows,
                                      "machine": fingerprint()})
         print(f"written: {args.out}")
 
@@ -175,7 +177,11 @@ def main() -> None:
     ap.add_argument("--peers", action="store_true",
                     help="with --widths: add torch-dense on CPU at the same threads")
     ap.add_argument("--lsh-batch", type=int, default=0,
-                    help="with --widths: add LSH's shared-set mini-batch mode at this batch size")
+                    help="with --widths: add LSH's mini-batch mode at this batch size")
+    ap.add_argument("--lsh-batch-sets", default="shared", choices=["shared", "per_example"],
+                    help="with --lsh-batch: the mini-batch mode's batch_sets (shared: one set "
+                    "from the batch's mean input; per_example: each example's own set, BLAS "
+                    "on their union)")
     ap.add_argument("--batches", type=_int_list, default=None,
                     help="dense batch sizes (default 64,128,256,512,1024; 128,256,512 for "
                     "--widths)")

@@ -26,12 +26,14 @@ def _data(n: int, zeros: bool = True, seed: int = 0) -> tuple[np.ndarray, np.nda
     return X, rng.integers(0, 3, n)
 
 
-def _pair(n: int, bias: float = 0.01, **extra: object) -> tuple[models.Model, models.Model]:
-    """Dense and batch-mode LSH (all nodes active) on the same parameters; a large ``bias``
-    (with the weights scaled down) keeps every hidden output positive."""
+def _pair(n: int, bias: float = 0.01, sets: str = "shared", **extra: object
+          ) -> tuple[models.Model, models.Model]:
+    """Dense and batch-mode LSH (all nodes active, ``sets`` its batch_sets) on the same
+    parameters; a large ``bias`` (with the weights scaled down) keeps every hidden output
+    positive."""
     dense = models.build("dense", {**BASE, "batch_size": n, "engine": "blas", **extra})
     lsh = models.build("lsh", {**BASE, **BATCH, "batch_size": n, "active_fraction": 1.0,
-                               "pad_random": True, **extra})
+                               "pad_random": True, "batch_sets": sets, **extra})
     scale = 0.1 if bias > 1 else 1.0
     lsh.set_params([w * scale for w in dense.weights_], [b + bias for b in dense.biases_])
     dense.set_params(lsh.weights_, lsh.biases_)
@@ -40,11 +42,13 @@ def _pair(n: int, bias: float = 0.01, **extra: object) -> tuple[models.Model, mo
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 @pytest.mark.parametrize("l2", [0.0, 0.01])
-def test_all_active_step_matches_dense(optimizer: str, l2: float) -> None:
+@pytest.mark.parametrize("sets", ["shared", "per_example"])
+def test_all_active_step_matches_dense(optimizer: str, l2: float, sets: str) -> None:
     # lazy L2 decays only touched weights: with L2, every hidden output positive (large
     # biases) and no all-zero input column, so every weight is touched, as in dense
     X, y = _data(6, zeros=l2 == 0)
-    dense, lsh = _pair(6, bias=5.0 if l2 else 0.01, optimizer=optimizer, lr=0.05, l2=l2)
+    dense, lsh = _pair(6, bias=5.0 if l2 else 0.01, sets=sets, optimizer=optimizer, lr=0.05,
+                       l2=l2)
     sd, sl = dense.train_epoch(X, y), lsh.train_epoch(X, y)  # one batch: one step
     assert sl.loss == pytest.approx(sd.loss, rel=1e-12)
     for a, b in zip(lsh.weights_ + lsh.biases_, dense.weights_ + dense.biases_, strict=True):
@@ -64,23 +68,29 @@ def test_all_active_sgd_epochs_stay_equal_to_dense() -> None:
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adagrad_momentum", "rowwise_adagrad"])
-def test_all_active_counts_equal_dense(optimizer: str) -> None:
+@pytest.mark.parametrize("sets", ["shared", "per_example"])
+def test_all_active_counts_equal_dense(optimizer: str, sets: str) -> None:
     """No all-zero input column and every hidden output positive: the blocks are the whole
-    matrices, so forward, backward and update count what dense counts; hashing is the
-    batch mean's scalings plus K*L per non-zero pooled coordinate of each query."""
+    matrices, so backward and update count what dense counts, and forward too (plus, for
+    per-example sets, the masks' products: one per example and hidden neuron); hashing
+    is K*L per non-zero pooled coordinate of each query (the batch mean's, after its
+    scalings; or each example's)."""
     X, y = _data(6, zeros=False)
-    dense, lsh = _pair(6, bias=5.0, optimizer=optimizer, l2=0.01)
+    dense, lsh = _pair(6, bias=5.0, sets=sets, optimizer=optimizer, l2=0.01)
     A = X
     for W, b in dense.params()[:-1]:  # the setting's premise: no hidden output is 0
         A = A @ W.T + b
         assert (A > 0).all()
     sd, sl = dense.train_epoch(X, y), lsh.train_epoch(X, y)
-    for phase in ("forward", "backward", "update"):
+    own = sets == "per_example"
+    for phase in ("backward", "update"):
         assert getattr(sl.mults, phase) == getattr(sd.mults, phase), phase
+    assert sl.mults.forward == sd.mults.forward + (6 * (10 + 7) if own else 0)
     KL = lsh.config.K * lsh.config.L
     widths = [12, 10]
     pools = [lsh.config.pool_input, lsh.config.pool_hidden]
-    assert sl.mults.hashing == sum(w + math.ceil(w / p) * KL
+    assert sl.mults.hashing == sum(6 * math.ceil(w / p) * KL if own
+                                   else w + math.ceil(w / p) * KL
                                    for w, p in zip(widths, pools, strict=True))
     assert sl.active_fraction == 1.0
 
@@ -132,3 +142,59 @@ def test_batch_size_needs_batch_mode() -> None:
         models.build("lsh", {**BASE, "batch_size": 8})
     with pytest.raises(models.ConfigError, match="bad setting train_mode"):
         models.build("lsh", {**BASE, "train_mode": "minibatch"})
+    with pytest.raises(models.ConfigError, match="bad setting batch_sets.*unless train_mode"):
+        models.build("lsh", {**BASE, "batch_sets": "per_example"})
+    with pytest.raises(models.ConfigError, match="bad setting batch_sets"):
+        models.build("lsh", {**BASE, **BATCH, "batch_sets": "union"})
+
+
+# -- batch_sets="per_example": each example its own hashed set, BLAS on their union --------
+OWN = {**BATCH, "batch_sets": "per_example"}
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "rowwise_adagrad", "adagrad_momentum"])
+def test_per_example_sets_at_batch_one_train_as_the_example_mode(optimizer: str) -> None:
+    """A batch of one is one example: its own set, its own step. So the BLAS path must
+    give the per-example kernels' active sets and (to rounding) their weights."""
+    X, y = _data(24)
+    cfg = {**BASE, "K": 3, "L": 4, "active_fraction": 0.4, "optimizer": optimizer,
+           "lr": 0.05, "rebuild": "fixed", "rebuild_interval": 10}
+    ref = models.build("lsh", cfg)
+    own = models.build("lsh", {**cfg, **OWN, "batch_size": 1})
+    recs = [kernels.new_record(24, 2, ref._maxw) for _ in range(2)]
+    stats = [net._train_epoch(X, y, rec) for net, rec in zip((ref, own), recs, strict=True)]
+    assert np.array_equal(stats[0].extra["order"], stats[1].extra["order"])
+    assert np.array_equal(recs[0].n, recs[1].n)
+    for e in range(24):
+        for h in range(2):
+            n = recs[0].n[e, h]
+            assert np.array_equal(np.sort(recs[0].sets[e, h, :n]),
+                                  np.sort(recs[1].sets[e, h, :n])), (e, h)
+    assert stats[1].loss == pytest.approx(stats[0].loss, rel=1e-9)
+    for a, b in zip(own.weights_ + own.biases_, ref.weights_ + ref.biases_, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_per_example_sets_are_each_examples_exact_top_k() -> None:
+    """One batch, exact selection, replayed in numpy: each example's set is the top cap of
+    its own pre-activations, layer by layer, its next layer's input its own outputs on its
+    own set (zero elsewhere), all from the weights before the batch's step."""
+    X, y = _data(9)
+    net = models.build("lsh", {**BASE, **OWN, "batch_size": 9, "active_fraction": 0.3,
+                               "selection": "exact"})
+    rng = np.random.default_rng(5)
+    net.set_params(net.weights_, [rng.normal(0, 1.0, b.shape) for b in net.biases_])
+    W = [w.copy() for w in net.weights_]
+    B = [b.copy() for b in net.biases_]
+    rec = kernels.new_record(9, 2, net._maxw)
+    st = net._train_epoch(X, y, rec)
+    A = X[st.extra["order"]]
+    for h, cap in enumerate(net.caps_):
+        Z = A @ W[h].T + B[h]
+        nxt = np.zeros_like(Z)
+        for e in range(9):
+            top = np.sort(np.argsort(-Z[e], kind="stable")[:cap])
+            assert np.array_equal(np.sort(rec.sets[e, h, : rec.n[e, h]]), top), (h, e)
+            nxt[e, top] = np.maximum(Z[e, top], 0)
+        A = nxt
+    assert st.active_fraction == pytest.approx(sum(net.caps_) / 17)

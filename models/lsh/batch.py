@@ -1,29 +1,39 @@
-"""``train_mode="batch"``: mini-batches that share one hashed active set per layer, trained
-through BLAS on the gathered sub-network. New here, not the paper's method.
+"""``train_mode="batch"``: mini-batches trained through BLAS on a gathered sub-network.
+New here, not the paper's method.
 
-For each batch of ``batch_size`` examples and each hidden layer: the layer's input,
-averaged over the batch, is hashed once and selects the layer's active set S (by the
-configured selection, as one example would), so S holds the neurons whose mean
-pre-activation over the batch the hashes rank highest. The layer's input columns C are
-those non-zero for some example of the batch (for a hidden layer: the previous active
-neurons with a positive output somewhere in the batch). The block W[S, C] is gathered once
-and the batch goes through it as one dense product; backward computes the batch-mean
-gradients of the touched block (rows: the active neurons with a positive output somewhere
-in the batch), and the optimizer's rule (models.optim's, in the same operation order)
-updates only that block, lazily as the per-example mode does. The gather costs one random
-access per weight of the block per batch instead of one per weight per example, which is
-what the per-example mode pays at width.
+For each batch of ``batch_size`` examples and each hidden layer, ``batch_sets`` picks the
+neurons S of the block:
+
+- ``shared``: the layer's input, averaged over the batch, is hashed once and selects S (by
+  the configured selection, as one example would), so S holds the neurons whose mean
+  pre-activation over the batch the hashes rank highest; every example uses all of S.
+- ``per_example``: each example's own input is hashed and selects its own set, exactly as
+  in the per-example mode (``kernels.select_rows``); S is their union, and each example's
+  pre-activations outside its own set are masked to zero, so every example computes the
+  sparse network the paper's protocol gives it, and only the weights are shared for the
+  batch's one step. The union grows with the batch: it pays the gather for neurons that
+  few examples use.
+
+The layer's input columns C are those non-zero for some example of the batch (for a hidden
+layer: the previous block's neurons with a positive output somewhere in the batch). The
+block W[S, C] is gathered once and the batch goes through it as one dense product;
+backward computes the batch-mean gradients of the touched block (rows: the block's neurons
+with a positive output somewhere in the batch), and the optimizer's rule (models.optim's,
+in the same operation order) updates only that block, lazily as the per-example mode does.
+The gather costs one random access per weight of the block per batch instead of one per
+weight per example, which is what the per-example mode pays at width.
 
 With every neuron active (active_fraction 1) on inputs with no all-zero column this is
 the dense network's mini-batch step, and its counts are the dense network's counts (plus
 hashing): the tests check both.
 
 ``loss_and_grads`` and inference stay per example (each example's own hashed set): the
-batch's shared set exists only while it trains.
+batch's block exists only while it trains.
 
-Counts (exact, of what runs here): a product (m x k)(k x n) counts m*k*n; the batch mean
-of the query counts its |C| scalings as hashing, plus what the query's hashing kernel
-counts; the optimizer's rules count as models.optim.update_mults on the block's shape.
+Counts (exact, of what runs here): a product (m x k)(k x n) counts m*k*n; the masks count
+one product per example and neuron of S, as forward; the shared batch mean of the query
+counts its |C| scalings as hashing, plus what each query's hashing kernel counts; the
+optimizer's rules count as models.optim.update_mults on the block's shape.
 """
 
 from __future__ import annotations
@@ -120,6 +130,23 @@ def _bias_slots(net: LSHNet, layer: int) -> list[np.ndarray]:
     return [prm.B[b], prm.VB[b], prm.AB[b]]
 
 
+def _shared_set(ly: int, cols: np.ndarray, Ac: np.ndarray, inv_m: float, net: LSHNet,
+                idx: kernels.Index, state: np.ndarray, sel: np.ndarray, cnt: np.ndarray
+                ) -> tuple[np.ndarray, int, int, int]:
+    """batch_sets="shared": layer ly's active set selected by hashing the batch's mean
+    input (``Ac``, the batch's inputs on ``cols``), sorted (the gather walks rows in
+    order); with its paddings, hashing and forward multiplications. The mean's scalings
+    are counted as hashing here."""
+    q = Ac.sum(axis=0)
+    q *= inv_m  # the batch's mean input (the bias coordinate stays 1)
+    cnt[kernels.F_HASH] += cols.size
+    nz = np.flatnonzero(q)
+    s, pd, m_hash, m_ex = kernels.select_query(
+        ly, cols[nz].astype(np.int32), np.ascontiguousarray(q[nz]), nz.size, net._lay,
+        net._prm, idx, state, sel)
+    return np.sort(sel[:s]).astype(np.int64), pd, m_hash, m_ex
+
+
 def train_segment(net: LSHNet, X: np.ndarray, y: np.ndarray, order: np.ndarray, seed: int,
                   stats: kernels.ThreadStats, rec: kernels.Record | None,
                   times: dict[str, float]) -> None:
@@ -142,6 +169,8 @@ def train_segment(net: LSHNet, X: np.ndarray, y: np.ndarray, order: np.ndarray, 
         else [None] * (H + 1))
     bslots = [_bias_slots(net, ly) for ly in range(H + 1)]
     bs = cfg.batch_size
+    own = cfg.batch_sets == "per_example"
+    mark = np.full(maxw, -1, np.int32)  # select_rows' scratch
     clock = time.perf_counter
     for start in range(0, order.shape[0], bs):
         batch = order[start : start + bs]
@@ -156,27 +185,34 @@ def train_segment(net: LSHNet, X: np.ndarray, y: np.ndarray, order: np.ndarray, 
         layers = []
         for ly in range(H):
             ta = clock()
-            q = Ac.sum(axis=0)
-            q *= inv_m  # the batch's mean input (the bias coordinate stays 1)
-            cnt[kernels.F_HASH] += cols.size
-            nz = np.flatnonzero(q)
-            s, pd, m_hash, m_ex = kernels.select_query(
-                ly, cols[nz].astype(np.int32), np.ascontiguousarray(q[nz]), nz.size, lay, prm,
-                idx, state, sel)
+            if own:  # each example's own set; the block spans their union
+                S, mask, sets, sizes, pd, m_hash, m_ex = kernels.select_rows(
+                    ly, cols, Ac, lay, prm, idx, state, mark)
+                stats.active[0] += int(sizes.sum())
+                if rec is not None:
+                    rec.n[start : start + m, ly] = sizes
+                    rec.sets[start : start + m, ly, : sets.shape[1]] = sets
+            else:
+                S, pd, m_hash, m_ex = _shared_set(ly, cols, Ac, inv_m, net, idx, state, sel,
+                                                  cnt)
+                mask = None
+                stats.active[0] += m * S.size
+                if rec is not None:
+                    rec.n[start : start + m, ly] = S.size
+                    rec.sets[start : start + m, ly, : S.size] = S
             cnt[kernels.F_HASH] += m_hash
             cnt[kernels.F_FWD] += m_ex
-            S = np.sort(sel[:s]).astype(np.int64)  # sorted: the gather walks rows in order
-            stats.active[0] += m * s
             stats.pad[0] += pd
-            if rec is not None:
-                rec.n[start : start + m, ly] = s
-                rec.sets[start : start + m, ly, :s] = S
+            s = S.size
             tb = clock()
             Wb = _gather(slots[0][ly], S, cols)
             tc = clock()
             Z = Ac @ Wb.T
             Z += prm.B[int(lay.meta[ly, kernels.M_BOFF]) + S]
             cnt[kernels.F_FWD] += m * cols.size * s
+            if mask is not None:  # outside an example's own set its neurons are off
+                Z *= mask
+                cnt[kernels.F_FWD] += mask.size
             np.maximum(Z, 0, out=Z)
             live = np.flatnonzero(np.any(Z > 0, axis=0))
             layers.append((cols, Ac, Wb, live))

@@ -13,6 +13,7 @@ SELECTIONS = ("topk", "threshold", "union", "hamming", "exact")  # exact: oracle
 REBUILD_SCHEDULES = ("paper", "fixed", "decay")
 INFERENCE_MODES = ("sparse", "dense")
 TRAIN_MODES = ("example", "batch")
+BATCH_SETS = ("shared", "per_example")
 _MAX_TABLE_BYTES = 1 << 31  # 2 GiB of bucket slots is certainly a mistake
 
 
@@ -56,10 +57,15 @@ class LSHConfig(NetConfig):
     rehash_changed_only: bool = False  # rehash only neurons whose weights changed
     inference: str = "sparse"  # sparse (through the tables, as the paper) or dense
     # example: the paper's protocol, one example at a time (batch_size 1), Hogwild across
-    # threads | batch (new, not the paper's): batch_size examples share one active set per
-    # layer, selected by hashing the batch's mean input, and train through BLAS on the
-    # gathered block of weights (see models.lsh.batch)
+    # threads | batch (new, not the paper's): batch_size examples train together through
+    # BLAS on a gathered block of weights, their active sets chosen by ``batch_sets``
+    # (see models.lsh.batch)
     train_mode: str = "example"
+    # train_mode="batch" only: shared (one set per layer from the batch's mean input) |
+    # per_example (each example hashes its own input and keeps its own set, as the paper's
+    # examples do; the batch goes through BLAS on the union of the sets, each example's
+    # pre-activations masked to its own set)
+    batch_sets: str = "shared"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -92,6 +98,11 @@ class LSHConfig(NetConfig):
                f"one of {INFERENCE_MODES}")
         _check(self.train_mode in TRAIN_MODES, "train_mode", self.train_mode,
                f"one of {TRAIN_MODES}")
+        _check(self.batch_sets in BATCH_SETS, "batch_sets", self.batch_sets,
+               f"one of {BATCH_SETS}")
+        _check(self.batch_sets == "shared" or self.train_mode == "batch", "batch_sets",
+               self.batch_sets, "'shared' (the default) unless train_mode='batch': the "
+               "per-example mode always keeps each example's own set")
         _check(self.batch_size == 1 or self.train_mode == "batch", "batch_size",
                self.batch_size, "1 for the LSH network's train_mode='example' (one example "
                "at a time, Hogwild across threads, as the paper); set train_mode='batch' "

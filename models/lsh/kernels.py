@@ -1011,15 +1011,12 @@ def grad_batch(X, y, lay, prm, GW, GB, idx, seed):
     return loss_sum / max(X.shape[0], 1)
 
 
-@njit(cache=True)
-def select_query(ly, qidx, qval, nnz, lay, prm, idx, state, out):
+@njit(cache=True, inline="always")
+def _select_one(ly, qidx, qval, nnz, meta, ip, prm, idx, sc, state, out):
     """Hash one query (its nnz non-zero coordinates qidx/qval of layer ly's input) and
     select layer ly's active set from it into ``out``, as a training example's selection
-    does (train_mode="batch" hashes the batch's mean input once). Returns (set size,
-    padded 0/1, hashing multiplications, forward ones: exact selection computes every
-    pre-activation)."""
-    meta, ip = lay.meta, lay.ip
-    sc = _scratch(meta, ip, prm.W[:1])
+    does. Returns (set size, padded 0/1, hashing multiplications, forward ones: exact
+    selection computes every pre-activation)."""
     KL = ip[I_K] * ip[I_L]
     n_in, n_out = meta[ly, M_N_IN], meta[ly, M_N_OUT]
     m_hash = _hash_query(idx.P, meta[ly, M_POFF], meta[ly, M_DP], meta[ly, M_POOL], KL, qidx,
@@ -1037,6 +1034,68 @@ def select_query(ly, qidx, qval, nnz, lay, prm, idx, state, out):
         s, pd = _select(sc.acc, ly, n_out, meta[ly, M_CAP], ip, idx.tab, idx.tsize, sc.counts,
                         sc.touched, sc.hist, out, state)
     return s, pd, m_hash, m_fwd
+
+
+@njit(cache=True)
+def select_query(ly, qidx, qval, nnz, lay, prm, idx, state, out):
+    """One query's active set of layer ly (``_select_one``): batch_sets="shared" hashes
+    the batch's mean input once."""
+    sc = _scratch(lay.meta, lay.ip, prm.W[:1])
+    return _select_one(ly, qidx, qval, nnz, lay.meta, lay.ip, prm, idx, sc, state, out)
+
+
+@njit(cache=True)
+def select_rows(ly, cols, A, lay, prm, idx, state, mark):
+    """Each row's own active set of layer ly (batch_sets="per_example"): row r of A holds
+    an example's input to the layer on the columns ``cols``; its non-zeros are hashed and
+    select its set, exactly as ``_select_one`` does for a training example. Returns (the
+    sorted union U of the rows' sets, the 0/1 mask (rows x |U|) of each row's set within
+    U, the sets (row r's first sizes[r] entries), sizes, paddings, hashing and forward
+    multiplications). ``mark``
+    (one int32 per neuron of the layer, all -1) is left as it came."""
+    meta, ip = lay.meta, lay.ip
+    sc = _scratch(meta, ip, prm.W[:1])
+    m, n_out = A.shape[0], meta[ly, M_N_OUT]
+    cap = meta[ly, M_CAP]
+    sets = np.empty((m, cap), np.int32)
+    sizes = np.empty(m, np.int64)
+    qidx = np.empty(cols.shape[0], np.int32)
+    qval = np.empty(cols.shape[0], A.dtype)
+    out = np.empty(ip[I_MAX_WIDTH], np.int32)
+    pads = m_hash = m_fwd = 0
+    n_u = 0
+    for r in range(m):
+        nnz = 0
+        for k in range(cols.shape[0]):
+            if A[r, k] != 0:
+                qidx[nnz] = cols[k]
+                qval[nnz] = A[r, k]
+                nnz += 1
+        s, pd, mh, mf = _select_one(ly, qidx, qval, nnz, meta, ip, prm, idx, sc, state, out)
+        sizes[r] = s
+        pads += pd
+        m_hash += mh
+        m_fwd += mf
+        for q in range(s):
+            j = out[q]
+            sets[r, q] = j
+            if mark[j] < 0:
+                mark[j] = 0
+                n_u += 1
+    U = np.empty(n_u, np.int64)
+    u = 0
+    for j in range(n_out):  # ascending: the gathers walk rows in order
+        if mark[j] >= 0:
+            mark[j] = u
+            U[u] = j
+            u += 1
+    mask = np.zeros((m, n_u), A.dtype)
+    for r in range(m):
+        for q in range(sizes[r]):
+            mask[r, mark[sets[r, q]]] = 1
+    for q in range(n_u):
+        mark[U[q]] = -1
+    return U, mask, sets, sizes, pads, m_hash, m_fwd
 
 
 @njit(cache=True)
