@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 
@@ -163,6 +164,59 @@ def _widths(args: argparse.Namespace) -> None:
         print(f"written: {args.out}")
 
 
+def _scaling(args: argparse.Namespace) -> None:
+    """Thread scaling measured against the machine's noise: LSH at each of ``--threads``
+    (784-1000-1000-1000-10, the bench's settings), one net per thread count, trained in
+    ``--scaling`` rounds of one epoch each, the order alternating round by round, so slow
+    spells of a shared machine fall on every thread count alike. Each round gives a paired
+    ratio of epoch times; reported: their geometric mean with a 95% t-interval over the
+    rounds (on the log scale), their range, and CPU seconds per wall second."""
+    from reports.stats import mean_ci
+
+    Xtr, _, ytr, _ = _data()
+    base = {"n_inputs": 784, "n_classes": 10, "hidden": HIDDEN, "seed": args.seed}
+    cfg = {**base, "active_fraction": 0.05, **LSH, **args.lsh}
+    nets = {T: models.build("lsh", {**cfg, "threads": T}) for T in args.threads}
+    for net in nets.values():
+        net.warmup()
+        net.train_epoch(Xtr, ytr)  # untimed: first touches, the first rebuilds
+    wall: dict[int, list[float]] = {T: [] for T in nets}
+    cpu: dict[int, list[float]] = {T: [] for T in nets}
+    for r in range(args.scaling):
+        for T in (list(nets) if r % 2 == 0 else list(nets)[::-1]):
+            c0, t0 = time.process_time(), time.perf_counter()
+            nets[T].train_epoch(Xtr, ytr)
+            wall[T].append(time.perf_counter() - t0)
+            cpu[T].append(time.process_time() - c0)
+    T1 = min(nets)
+    print(f"thread scaling, {args.scaling} alternating rounds of one epoch ({len(Xtr)} "
+          f"examples) each; LSH {json.dumps({k: v for k, v in cfg.items() if k not in base})}")
+    out = []
+    for T in nets:
+        ratios = np.array(wall[T1]) / np.array(wall[T])
+        ci = mean_ci(np.log(ratios))
+        row = {"threads": T, "median_examples_per_s": len(Xtr) / float(np.median(wall[T])),
+               "speedup_geomean": math.exp(ci.estimate), "speedup_low": math.exp(ci.low),
+               "speedup_high": math.exp(ci.high), "speedup_min": float(ratios.min()),
+               "speedup_max": float(ratios.max()),
+               "cpu_per_wall": float(np.sum(cpu[T]) / np.sum(wall[T]))}
+        out.append(row)
+        print(f"T={T}: {row['median_examples_per_s']:9,.0f} examples/s (median epoch); "
+              f"{T} threads / {T1}: {row['speedup_geomean']:.2f}x [95% "
+              f"{row['speedup_low']:.2f}, {row['speedup_high']:.2f}], rounds "
+              f"{row['speedup_min']:.2f}-{row['speedup_max']:.2f}; CPU/wall "
+              f"{row['cpu_per_wall']:.2f}")
+    if args.out:
+        from harness.machine import fingerprint
+        from harness.store import atomic_write_json
+
+        atomic_write_json(args.out, {"benchmark": "bench_lsh --scaling", "lsh_settings": cfg,
+                                     "rounds": args.scaling, "rows": out,
+                                     "epoch_seconds": {str(T): w for T, w in wall.items()},
+                                     "machine": fingerprint()})
+        print(f"written: {args.out}")
+
+
 def _int_list(text: str) -> list[int]:
     return [int(v) for v in text.replace(",", " ").split()]
 
@@ -185,11 +239,17 @@ def main() -> None:
     ap.add_argument("--batches", type=_int_list, default=None,
                     help="dense batch sizes (default 64,128,256,512,1024; 128,256,512 for "
                     "--widths)")
+    ap.add_argument("--scaling", type=int, default=0, metavar="ROUNDS",
+                    help="measure LSH's thread scaling instead: this many alternating rounds "
+                    "of one epoch at each of --threads, with a 95%% interval")
     ap.add_argument("--lsh", type=json.loads, default={})
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, help="also write the figures and the machine's "
                     "fingerprint as JSON to this file, to compare machines")
     args = ap.parse_args()
+    if args.scaling:
+        _scaling(args)
+        return
     if args.widths:
         args.batches = args.batches or [128, 256, 512]
         _widths(args)
