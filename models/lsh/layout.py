@@ -55,7 +55,14 @@ def pack(cfg: LSHConfig, weights: list[np.ndarray], biases: list[np.ndarray],
     W = np.zeros(n_w * st, dtype)
     grid = W.reshape(n_w, st)
     grid[:, 0] = np.concatenate([w.ravel() for w in weights[:-1]] + [weights[-1].T.ravel()])
-    B = np.concatenate(biases).astype(dtype)
+    # Each neuron's bias and optimizer state share one 64-byte line of their own (B, VB
+    # and AB are strided views of it): Hogwild threads update the biases of different
+    # neurons, which packed 16 to a line would bounce between cores on every write.
+    n_b = sum(b.size for b in biases)
+    per_line = max(3, 64 // dtype.itemsize)
+    neuron_state = np.zeros(n_b * per_line, dtype)
+    B = neuron_state[0::per_line]
+    B[:] = np.concatenate(biases)
     woff = np.cumsum([0] + [w.size for w in weights])
     boff = np.cumsum([0] + [b.size for b in biases])
     slots = []
@@ -67,9 +74,9 @@ def pack(cfg: LSHConfig, weights: list[np.ndarray], biases: list[np.ndarray],
     wviews = slots[0]
     bviews = [B[boff[i] : boff[i + 1]] for i in range(D)]
     assert all(np.shares_memory(w, W) for w in wviews)  # views, not copies
-    VB = np.zeros_like(B) if cfg.optimizer != "sgd" else np.zeros(1, dtype)  # or row sums
-    adagrad = cfg.optimizer in ("adagrad_momentum", "rowwise_adagrad")
-    AB = np.zeros_like(B) if adagrad else np.zeros(1, dtype)
+    # the bias's velocity (rowwise_adagrad: the row's squared-gradient sum) and Adagrad sum;
+    # always views of the same kind, so the kernels compile once for every optimizer
+    VB, AB = neuron_state[1::per_line], neuron_state[2::per_line]
 
     KL = cfg.K * cfg.L
     meta = np.zeros((D, k.N_META), np.int64)
