@@ -188,6 +188,25 @@ def test_two_threads_hogwild_trains() -> None:
     assert st.n_examples == 60 and np.isfinite(st.loss) and st.extra["threads"] == 2
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_each_neurons_state_has_a_cache_line_of_its_own(dtype: str, optimizer: str) -> None:
+    """Hogwild threads write the biases and bias state of different neurons: packed side
+    by side they would share 64-byte lines (false sharing). Each neuron's bias, velocity
+    and Adagrad sum lie in one 64-byte slot aligned to a line, and the views the model
+    hands out are those slots."""
+    net = models.build("lsh", {**BASE, "dtype": dtype, "optimizer": optimizer})
+    prm = net._prm
+    n = sum(BASE["hidden"]) + BASE["n_classes"]
+    for a in (prm.B, prm.VB, prm.AB):
+        assert a.shape == (n,) and a.strides[0] == 64
+    base = prm.B.__array_interface__["data"][0]
+    assert base % 64 == 0  # slots aligned to lines, not straddling two
+    for k, a in enumerate((prm.VB, prm.AB), start=1):  # the same slot, the next entries
+        assert a.__array_interface__["data"][0] - base == k * np.dtype(dtype).itemsize
+    assert all(np.shares_memory(b, prm.B) for b in net.biases_)
+
+
 def test_warmup_touches_nothing() -> None:
     net = models.build("lsh", {**BASE, "active_fraction": 0.4})
     before = [w.copy() for w in net.weights_]

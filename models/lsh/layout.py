@@ -60,7 +60,9 @@ def pack(cfg: LSHConfig, weights: list[np.ndarray], biases: list[np.ndarray],
     # neurons, which packed 16 to a line would bounce between cores on every write.
     n_b = sum(b.size for b in biases)
     per_line = max(3, 64 // dtype.itemsize)
-    neuron_state = np.zeros(n_b * per_line, dtype)
+    raw = np.zeros((n_b + 1) * per_line, dtype)  # one slot spare: aligned to 64 bytes
+    skip = (-raw.__array_interface__["data"][0] % 64) // dtype.itemsize
+    neuron_state = raw[skip : skip + n_b * per_line]
     B = neuron_state[0::per_line]
     B[:] = np.concatenate(biases)
     woff = np.cumsum([0] + [w.size for w in weights])
