@@ -1,7 +1,8 @@
-"""LSH train_mode="batch" (one hashed active set per mini-batch, BLAS on the gathered
-block): with every node active it is the dense network's mini-batch step, with the dense
-network's counts; its active sets are the exact top-k of the batch's mean pre-activation
-when selection="exact"; the batch shares one set."""
+"""LSH train_mode="batch" (BLAS on a gathered block per mini-batch): with every node
+active it is the dense network's mini-batch step, with the dense network's counts. With
+batch_sets="shared" the batch shares one set, under selection="exact" the exact top-k of
+the batch's mean pre-activation; with "per_example" each example keeps its own, its exact
+top-k, and at batch size 1 it trains as the per-example mode does."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from models.optim import OPTIMIZERS
 
 BASE = {"n_inputs": 12, "n_classes": 3, "hidden": [10, 7], "dtype": "float64", "seed": 3}
 BATCH = {"train_mode": "batch", "K": 3, "L": 4}
+OWN = {**BATCH, "batch_sets": "per_example"}  # each example's own set, BLAS on the union
 
 
 def _data(n: int, zeros: bool = True, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -95,21 +97,27 @@ def test_all_active_counts_equal_dense(optimizer: str, sets: str) -> None:
     assert sl.active_fraction == 1.0
 
 
-def test_exact_selection_is_top_k_of_the_batch_mean() -> None:
-    """The batch's sets, recomputed in numpy: top cap by pre-activation of the batch's mean
-    input, layer by layer (the second layer's input: the first's outputs on its set)."""
+def _exact_batch(extra: dict) -> tuple:
+    """One batch of 9 under exact selection (``extra``: the batch settings), biases of the
+    size of the pre-activations: the weights and biases before its step, its record,
+    stats, and its inputs in training order."""
     X, y = _data(9)
-    net = models.build("lsh", {**BASE, **BATCH, "batch_size": 9, "active_fraction": 0.3,
+    net = models.build("lsh", {**BASE, **extra, "batch_size": 9, "active_fraction": 0.3,
                                "selection": "exact"})
-    # biases of the size of the pre-activations: the ranking is by the batch's mean, not sum
     rng = np.random.default_rng(5)
     net.set_params(net.weights_, [rng.normal(0, 1.0, b.shape) for b in net.biases_])
     W = [w.copy() for w in net.weights_]
     B = [b.copy() for b in net.biases_]
     rec = kernels.new_record(9, 2, net._maxw)
     st = net._train_epoch(X, y, rec)
-    order = st.extra["order"]
-    A = X[order]
+    return net, W, B, rec, st, X[st.extra["order"]]
+
+
+def test_exact_selection_is_top_k_of_the_batch_mean() -> None:
+    """The batch's sets, recomputed in numpy: top cap by pre-activation of the batch's mean
+    input, layer by layer (the second layer's input: the first's outputs on its set); the
+    biases are as large as the pre-activations, so the ranking is by the mean, not sum."""
+    net, W, B, rec, st, A = _exact_batch(BATCH)
     for h, cap in enumerate(net.caps_):
         z = W[h] @ A.mean(axis=0) + B[h]
         top = np.sort(np.argsort(-z, kind="stable")[:cap])
@@ -149,7 +157,6 @@ def test_batch_size_needs_batch_mode() -> None:
 
 
 # -- batch_sets="per_example": each example its own hashed set, BLAS on their union --------
-OWN = {**BATCH, "batch_sets": "per_example"}
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "rowwise_adagrad", "adagrad_momentum"])
@@ -179,16 +186,7 @@ def test_per_example_sets_are_each_examples_exact_top_k() -> None:
     """One batch, exact selection, replayed in numpy: each example's set is the top cap of
     its own pre-activations, layer by layer, its next layer's input its own outputs on its
     own set (zero elsewhere), all from the weights before the batch's step."""
-    X, y = _data(9)
-    net = models.build("lsh", {**BASE, **OWN, "batch_size": 9, "active_fraction": 0.3,
-                               "selection": "exact"})
-    rng = np.random.default_rng(5)
-    net.set_params(net.weights_, [rng.normal(0, 1.0, b.shape) for b in net.biases_])
-    W = [w.copy() for w in net.weights_]
-    B = [b.copy() for b in net.biases_]
-    rec = kernels.new_record(9, 2, net._maxw)
-    st = net._train_epoch(X, y, rec)
-    A = X[st.extra["order"]]
+    net, W, B, rec, st, A = _exact_batch(OWN)
     for h, cap in enumerate(net.caps_):
         Z = A @ W[h].T + B[h]
         nxt = np.zeros_like(Z)
