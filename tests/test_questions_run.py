@@ -4,36 +4,19 @@ their records, their figures (PNG and CSV), their tables and the report's sectio
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from harness.experiments import QUESTIONS, profile
 
-ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(scope="module")
-def questions_run(tmp_path_factory):
-    work = tmp_path_factory.mktemp("questions")
-    only = [arg for name in QUESTIONS for arg in ("--only", name)]
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "run_all.py"), "--profile", "smoke", *only, "--idle-s", "0",
-         "--machine-id", "test-machine", "--results", str(work / "results"),
-         "--report", str(work / "report")],
-        cwd=work,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return work
+@pytest.fixture()
+def questions_run(smoke_run):
+    """The session's smoke run: the smoke profile holds every question's cells."""
+    return smoke_run[0]
 
 
 def test_each_question_stores_its_cells(questions_run):

@@ -4,29 +4,13 @@ and one clear line for the user's mistakes."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _run(args, cwd, timeout=300):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, str(ROOT / "run_all.py"), *args, "--machine-id", "test-machine"],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+from conftest import run_all
 
 
 class _Images(HTMLParser):
@@ -39,12 +23,9 @@ class _Images(HTMLParser):
             self.src.append(dict(attrs)["src"])
 
 
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    work = tmp_path_factory.mktemp("smoke")
-    proc = _run(["--profile", "smoke", "--idle-s", "0.2"], work)
-    assert proc.returncode == 0, proc.stderr
-    return work, proc
+@pytest.fixture()
+def smoke(smoke_run):
+    return smoke_run
 
 
 def test_smoke_run_writes_records_for_every_model(smoke):
@@ -88,7 +69,7 @@ def test_report_page_has_valid_png_figures_and_csv(smoke):
 
 def test_second_run_resumes_without_retraining(smoke):
     work, _ = smoke
-    proc = _run(["--profile", "smoke", "--idle-s", "0"], work)
+    proc = run_all(["--profile", "smoke", "--idle-s", "0"], work)
     assert proc.returncode == 0, proc.stderr
     stored = len(list((work / "results" / "test-machine").glob("*/*.json")))
     assert re.search(rf"^0 runs done, {stored} already stored", proc.stdout, re.M)
@@ -108,7 +89,7 @@ def test_second_run_resumes_without_retraining(smoke):
     ],
 )
 def test_user_mistakes_get_one_clear_line(tmp_path, args, needle):
-    proc = _run(args, tmp_path, timeout=120)
+    proc = run_all(args, tmp_path, timeout=120)
     assert proc.returncode != 0
     assert needle in proc.stderr
     assert "Traceback" not in proc.stderr
