@@ -33,8 +33,7 @@ class LSHConfig(NetConfig):
 
     active_fraction: float = 0.05
     hash_family: str = "srp"
-    # entries of the random projections: N(0, 1) or +-1 (int8 on the query side; measured
-    # slower here: the int8 -> float conversion costs more than the bytes it saves)
+    # entries of the random projections: N(0, 1) or +-1 (both stored in the weights' dtype)
     projections: str = "gaussian"
     K: int = 6  # bits per table
     L: int = 50  # tables per hidden layer

@@ -52,18 +52,18 @@ class HashFamily(ABC):
         # rows = pooled coordinates, then the bias coordinate
         shape = (self.dp + 1, K * L)
         if projections == "rademacher":
-            # +-1 entries (Achlioptas): the same sign-projection guarantees in practice,
-            # stored as int8 for the query side: a quarter of the bytes to stream
+            # +-1 entries (Achlioptas): the same sign-projection guarantees in practice.
+            # Stored in the weights' dtype on both sides: int8 on the query side measured
+            # slower (its conversion to float costs more than the bytes it saves), and every
+            # projection dtype is one more cold compile of all the kernels (~60 s)
             signs = rng.integers(0, 2, size=shape, dtype=np.int8) * 2 - 1
-            self.proj_q = signs.astype(np.int8)
             self.proj = signs.astype(dtype)
         else:
             self.proj = rng.standard_normal(shape).astype(dtype)
-            self.proj_q = self.proj
 
     def query_matrix(self) -> np.ndarray:
         """(dp + 1, K*L): what the kernels multiply the pooled sparse input with."""
-        return self.proj_q
+        return self.proj
 
     @abstractmethod
     def neuron_projections(self, W: np.ndarray, b: np.ndarray, full: bool

@@ -748,7 +748,10 @@ def _update_costs(opt, l2):
 
 
 # error_model="numpy": float division without a zero check (its divisors are never
-# zero), so loops with a division vectorise
+# zero), so loops with a division vectorise. Its callers pass mode, and any other constant,
+# as np.int64(...), never a bare literal: numba compiles one specialisation per literal
+# value, and each of this function's costs ~30 s cold (three modes took 95 s, one 33 s;
+# measured no faster per epoch).
 @njit(cache=True, fastmath=_FM, error_model="numpy")
 def _example(mode, x, yv, lay, prm, GW, GB, idx, dirty, sc, cnt, state, rec, rec_row):
     """One example: hash + select + sparse forward; then (MODE_TRAIN) sparse backward with
@@ -951,8 +954,9 @@ def _train_chunk(c, X, y, order, lay, prm, idx, dirty, seeds, n_chunks, stats, r
     pad = 0
     for e in range(lo, hi):
         ex = order[e]
-        loss, a, p = _example(MODE_TRAIN, X[ex], y[ex], lay, prm, prm.W[:0], prm.B[:0], idx,
-                              dirty, sc, cnt, state, rec, e if record else -1)
+        loss, a, p = _example(np.int64(MODE_TRAIN), X[ex], y[ex], lay, prm, prm.W[:0],
+                              prm.W[:0], idx, dirty, sc, cnt, state, rec,
+                              e if record else -1)
         loss_sum += loss
         act += a
         pad += p
@@ -979,8 +983,8 @@ def _infer_chunk(c, X, lay, prm, idx, seeds, n_chunks, out, st_cnt, rec, record)
     logits = sc.logits
     dirty = np.zeros(1, np.uint8)
     for e in range(lo, hi):
-        _example(MODE_INFER, X[e], 0, lay, prm, prm.W[:0], prm.B[:0], idx, dirty, sc, cnt,
-                 state, rec, e if record else -1)
+        _example(np.int64(MODE_INFER), X[e], np.int64(0), lay, prm, prm.W[:0], prm.W[:0], idx,
+                 dirty, sc, cnt, state, rec, e if record else -1)
         for q in range(logits.shape[0]):
             out[e, q] = logits[q]
     for q in range(N_SLOTS):
@@ -1005,8 +1009,8 @@ def grad_batch(X, y, lay, prm, GW, GB, idx, seed):
     rec = Record(np.zeros((1, 1, 1), np.int32), np.zeros((1, 1), np.int32))
     loss_sum = 0.0
     for e in range(X.shape[0]):
-        loss, a, p = _example(MODE_GRAD, X[e], y[e], lay, prm, GW, GB, idx, dirty, sc, cnt,
-                              state, rec, -1)
+        loss, a, p = _example(np.int64(MODE_GRAD), X[e], y[e], lay, prm, GW, GB, idx, dirty,
+                              sc, cnt, state, rec, np.int64(-1))
         loss_sum += loss
     return loss_sum / max(X.shape[0], 1)
 

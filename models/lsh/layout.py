@@ -93,8 +93,7 @@ def pack(cfg: LSHConfig, weights: list[np.ndarray], biases: list[np.ndarray],
             meta[i, k.M_POFF], meta[i, k.M_CAP] = poff, caps[i]
             pblocks.append(fam.query_matrix().ravel())
             poff += (fam.dp + 1) * KL
-    pdt = np.int8 if cfg.projections == "rademacher" else dtype
-    P = np.concatenate(pblocks).astype(pdt) if pblocks else np.zeros(1, pdt)
+    P = np.concatenate(pblocks).astype(dtype) if pblocks else np.zeros(1, dtype)
     max_width = int(max(sizes[:-1]))
     ip = np.zeros(k.N_IP, np.int64)
     ip[k.I_K], ip[k.I_L], ip[k.I_CAPACITY] = cfg.K, cfg.L, cfg.bucket_capacity
