@@ -12,8 +12,6 @@ same machine, data and shape; the estimate with its 95% interval over seeds
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +20,7 @@ import pandas as pd
 from harness import catalogue
 from reports.frame import CELL_KEY, Results, last_epoch_energy
 from reports.questions import reached_per_cell
-from reports.stats import Interval, diff_ci, mean_diff_ci, ratio_ci
+from reports.stats import Interval, diff_ci, mean_diff_ci, ratio_ci, threshold_verdict
 from reports.tables import BATCH1_REFERENCE
 
 LSH = "lsh"  # the paper's method with this project's defaults
@@ -125,29 +123,6 @@ GAP_RULE = ("<=", 1.0, "<= 1.0 pp")
 FASTER_RULE = (">", 1.0, "> 1x")
 LESS_RULE = ("<", 1.0, "< 1x")
 
-_OPS: dict[str, Callable[[float, float], bool]] = {
-    "<=": lambda x, t: x <= t,
-    "<": lambda x, t: x < t,
-    ">=": lambda x, t: x >= t,
-    ">": lambda x, t: x > t,
-}
-_NEGATION = {"<=": ">", "<": ">=", ">=": "<", ">": "<="}
-
-
-def _verdict(ci: Interval, op: str, threshold: float) -> tuple[str, str]:
-    """Met when the whole interval satisfies ``x op threshold``, not met when none of it does."""
-    if math.isnan(ci.estimate):
-        return "not tested", "no estimate could be formed"
-    if not ci.defined:
-        return "inconclusive", "one seed on a side: no interval, so no verdict"
-    worst = ci.high if op in ("<=", "<") else ci.low  # the end furthest from meeting it
-    best = ci.low if op in ("<=", "<") else ci.high
-    if _OPS[op](worst, threshold):
-        return "met", f"the whole interval is {op} {threshold:g}"
-    if _OPS[_NEGATION[op]](best, threshold):
-        return "not met", f"the whole interval is {_NEGATION[op]} {threshold:g}"
-    return "inconclusive", "the interval straddles the threshold"
-
 
 def _measured(ci: Interval, unit: str, suffix: str = "") -> str:
     """'0.81% (95% CI 0.79-0.83%)', or the estimate alone where there is no interval."""
@@ -185,7 +160,7 @@ class _Rows:
         suffix: str = "",
     ) -> None:
         op, threshold, shown = rule
-        verdict, reason = _verdict(ci, op, threshold)
+        verdict, reason = threshold_verdict(ci, op, threshold)
         self.rows.append(
             {
                 **where,

@@ -17,7 +17,7 @@ zero-width one. Sides whose values are all equal (exact counts) add no variance.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,3 +112,27 @@ def ratio_ci(a: Sequence[float], b: Sequence[float], level: float = LEVEL) -> In
         [v.var(ddof=1) / (len(v) * v.mean() ** 2) for _, v in arrays], arrays, level
     )
     return Interval(ratio, ratio * math.exp(-half), ratio * math.exp(half), dof)
+
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "<=": lambda x, t: x <= t,
+    "<": lambda x, t: x < t,
+    ">=": lambda x, t: x >= t,
+    ">": lambda x, t: x > t,
+}
+_NEGATION = {"<=": ">", "<": ">=", ">=": "<", ">": "<="}
+
+
+def threshold_verdict(ci: Interval, op: str, threshold: float) -> tuple[str, str]:
+    """Met when the whole interval satisfies ``x op threshold``, not met when none of it does."""
+    if math.isnan(ci.estimate):
+        return "not tested", "no estimate could be formed"
+    if not ci.defined:
+        return "inconclusive", "one seed on a side: no interval, so no verdict"
+    worst = ci.high if op in ("<=", "<") else ci.low  # the end furthest from meeting it
+    best = ci.low if op in ("<=", "<") else ci.high
+    if _OPS[op](worst, threshold):
+        return "met", f"the whole interval is {op} {threshold:g}"
+    if _OPS[_NEGATION[op]](best, threshold):
+        return "not met", f"the whole interval is {_NEGATION[op]} {threshold:g}"
+    return "inconclusive", "the interval straddles the threshold"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from reports.stats import diff_ci, mean_ci, mean_diff_ci, ratio_ci
+from reports.stats import Interval, diff_ci, mean_ci, mean_diff_ci, ratio_ci, threshold_verdict
 
 
 def test_mean_ci_is_the_student_t_interval():
@@ -55,3 +55,21 @@ def test_ratio_ci_is_the_delta_method_on_logs():
     flipped = ratio_ci([1.0, 1.0, 1.0], [2.0, 4.0])  # b/a is the reciprocal interval
     assert (flipped.low, flipped.high) == pytest.approx((1 / ci.high, 1 / ci.low))
     assert not ratio_ci([1.0], [2.0, 2.1]).defined
+
+
+@pytest.mark.parametrize("low, high, op, verdict", [
+    (5.2, 7.0, ">=", "met"), (5.0, 7.0, ">=", "met"), (2.0, 4.9, ">=", "not met"),
+    (4.0, 6.0, ">=", "inconclusive"), (0.1, 0.9, "<", "met"), (1.0, 2.0, "<", "not met"),
+    (0.5, 1.5, "<=", "inconclusive"),
+])
+def test_a_verdict_needs_the_whole_interval_on_one_side(low, high, op, verdict):
+    threshold = 5.0 if op == ">=" else 1.0
+    ci = Interval((low + high) / 2, low, high, 2.0)
+    assert threshold_verdict(ci, op, threshold)[0] == verdict
+
+
+def test_no_interval_gives_no_verdict():
+    assert threshold_verdict(Interval(9.0, math.nan, math.nan, math.nan), ">=", 5)[0] == \
+        "inconclusive"
+    assert threshold_verdict(Interval(math.nan, math.nan, math.nan, math.nan), ">=", 5)[0] == \
+        "not tested"
