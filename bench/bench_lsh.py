@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 import models
+from models.lsh import LSHNet
 
 HIDDEN = [1000, 1000, 1000]
 DENSE = {"optimizer": "momentum", "lr": 0.05, "momentum": 0.9}
@@ -271,7 +272,8 @@ def main() -> None:
             # dense: every batch size trained for the same epochs; throughput from epochs
             # 2.., accuracy after the last (at the smallest thread count only: BLAS threads
             # do not change what dense learns)
-            best, best_acc = (0.0, None), 0.0
+            best: tuple[float, int, float] = (0.0, 0, 0.0)  # (rate, batch, accuracy)
+            best_acc = 0.0
             for b in args.batches:
                 net = models.build("dense", {**base, **DENSE, "batch_size": b})
                 net.train_epoch(Xtr[: b * 2], ytr[: b * 2])  # warm BLAS
@@ -293,6 +295,7 @@ def main() -> None:
             mults = [dense_mults]
             # LSH
             lsh = models.build("lsh", {**lsh_cfg, "threads": T})
+            assert isinstance(lsh, LSHNet)
             lsh.warmup()
             times, lacc, lmults, st = _train(lsh, Xtr, ytr, args.epochs, Xte, yte)
             lsh_rate = n * len(times[1:]) / sum(times[1:])
@@ -361,7 +364,8 @@ def main() -> None:
     if 1 in results and 2 in results:
         print(f"\nLSH 2 threads / 1 thread: {results[2]['lsh_rate'] / results[1]['lsh_rate']:.2f}x"
               " (target >= 1.8); read-only sparse inference: "
-              f"{results[1]['infer_s'] / results[2]['infer_s']:.2f}x")
+              f"{results[1]['infer_s'] / results[2]['infer_s']:.2f}x. One run each, so "
+              "one-off ratios: `--scaling 40` gives them with a 95% interval")
 
 
 if __name__ == "__main__":
