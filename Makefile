@@ -38,7 +38,7 @@ bench-batch1: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check models harness reports tests bench run_all.py
-	$(PY) -m mypy models harness reports
+	$(PY) -m mypy models harness reports bench
 
 clean:
 	rm -rf $(VENV) report .pytest_cache
