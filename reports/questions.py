@@ -30,7 +30,7 @@ import pandas as pd  # noqa: E402
 
 from harness import catalogue  # noqa: E402
 from reports.frame import Results, epoch_energy  # noqa: E402
-from reports.stats import Interval, mean_ci, ratio_ci  # noqa: E402
+from reports.stats import Interval, positive_mean_ci, ratio_ci  # noqa: E402
 from reports.tables import TARGET_GAP, first_reaching  # noqa: E402
 
 if TYPE_CHECKING:
@@ -436,8 +436,8 @@ def time_to_target(res: Results) -> pd.DataFrame:
     rows = []
     for key, g in r.groupby(["machine", "dataset", "hidden", "setting"]):
         hit = g[g["epochs_to_target"].notna()]
-        t = mean_ci(hit["time_to_target_s"].tolist())
-        j = mean_ci(hit["energy_to_target_j"].dropna().tolist())
+        t = positive_mean_ci(hit["time_to_target_s"].tolist())
+        j = positive_mean_ci(hit["energy_to_target_j"].dropna().tolist())
         rows.append(
             {
                 **dict(zip(["machine", "dataset", "hidden", "setting"], key, strict=True)),
@@ -684,8 +684,8 @@ def hardware_table(res: Results) -> pd.DataFrame:
     rows = []
     keys = ["machine", "dataset", "hidden", "setting"]
     for key, g in per_cell.groupby(keys):
-        s = mean_ci(g["s_per_example"].tolist())
-        j = mean_ci(g["j_per_example"].dropna().tolist())
+        s = positive_mean_ci(g["s_per_example"].tolist())
+        j = positive_mean_ci(g["j_per_example"].dropna().tolist())
         row = {
             **dict(zip(keys, key, strict=True)),
             "model": g["model"].iloc[0],

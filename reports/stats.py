@@ -5,6 +5,10 @@
 - ``mean_diff_ci``: the same for the mean of several such differences (one per dataset): the
   variances of every mean involved are combined with their weights and the degrees of freedom
   come from the general Welch–Satterthwaite formula.
+- ``positive_mean_ci``: interval of the mean of a positive quantity (seconds, joules) on
+  the log scale, ``mean * exp(+-t(0.975, n-1) * sd / (sqrt(n) mean))``: the delta method of
+  ``ratio_ci`` with an exact denominator, so it never reaches below zero, which a t-interval
+  of two or three seeds' times easily does.
 - ``ratio_ci``: interval of ``mean(a) / mean(b)`` by the delta method on the log scale:
   ``var(log mean) ~= sd^2 / (n mean^2)`` for each side, summed, Welch–Satterthwaite degrees of
   freedom, and the interval of the log ratio mapped back through ``exp`` (so it stays positive
@@ -57,6 +61,19 @@ def mean_ci(values: Sequence[float], level: float = LEVEL) -> Interval:
         return Interval(mean, math.nan, math.nan, math.nan)
     half = float(t_halfwidth(np.array(v.std(ddof=1)), np.array(n), level))
     return Interval(mean, mean - half, mean + half, n - 1.0)
+
+
+def positive_mean_ci(values: Sequence[float], level: float = LEVEL) -> Interval:
+    """Interval of the mean of positive values, on the log scale (see the module's notes);
+    ``mean_ci`` where some value is not positive (nothing to take the log of)."""
+    v = np.asarray(values, dtype=float)
+    if len(v) == 0 or not (v > 0).all():
+        return mean_ci(v.tolist(), level)
+    mean = float(v.mean())
+    if len(v) < 2:
+        return Interval(mean, math.nan, math.nan, math.nan)
+    half = float(t_halfwidth(np.array(v.std(ddof=1) / mean), np.array(len(v)), level))
+    return Interval(mean, mean * math.exp(-half), mean * math.exp(half), len(v) - 1.0)
 
 
 def _welch(parts: Sequence[tuple[float, Sequence[float]]], level: float) -> Interval:

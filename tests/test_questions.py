@@ -200,10 +200,13 @@ def test_time_and_energy_to_target_match_a_hand_computed_frame(to_target):
     assert dense["energy_basis"] == "estimated"
     lsh = t.loc["LSH, 5% active"]
     assert lsh["seeds_reached"] == 2 and lsh["epochs_to_target"] == pytest.approx(1.5)
-    half = st.t.ppf(0.975, 1) * pd.Series([0.4, 0.25]).std() / math.sqrt(2)
+    # the interval of a positive mean, on the log scale: two seeds' t-interval would reach
+    # below zero (0.325 - 0.95)
+    half = st.t.ppf(0.975, 1) * pd.Series([0.4, 0.25]).std() / math.sqrt(2) / 0.325
     assert lsh["time_to_target_s"] == pytest.approx(0.325)
-    assert lsh["time_ci_low"] == pytest.approx(0.325 - half)
-    assert lsh["time_ci_high"] == pytest.approx(0.325 + half)
+    assert lsh["time_ci_low"] == pytest.approx(0.325 * math.exp(-half))
+    assert lsh["time_ci_high"] == pytest.approx(0.325 * math.exp(half))
+    assert 0 < lsh["time_ci_low"] < 0.25
     assert lsh["energy_to_target_j"] == pytest.approx((0.8 + 0.5) / 2)
     never = t.loc["standard, mini-batch 64"]
     assert never["seeds_reached"] == 0 and math.isnan(never["time_to_target_s"])

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from reports.stats import Interval, diff_ci, mean_ci, mean_diff_ci, ratio_ci, threshold_verdict
+from reports.stats import (
+    Interval,
+    diff_ci,
+    mean_ci,
+    mean_diff_ci,
+    positive_mean_ci,
+    ratio_ci,
+    threshold_verdict,
+)
 
 
 def test_mean_ci_is_the_student_t_interval():
@@ -55,6 +63,26 @@ def test_ratio_ci_is_the_delta_method_on_logs():
     flipped = ratio_ci([1.0, 1.0, 1.0], [2.0, 4.0])  # b/a is the reciprocal interval
     assert (flipped.low, flipped.high) == pytest.approx((1 / ci.high, 1 / ci.low))
     assert not ratio_ci([1.0], [2.0, 2.1]).defined
+
+
+def test_positive_mean_ci_stays_above_zero_on_the_log_scale():
+    times = [0.4, 0.25]  # two seeds: the t-interval of the mean reaches below zero
+    assert mean_ci(times).low < 0
+    ci = positive_mean_ci(times)
+    # mean 0.325, sd / mean = 0.10607 / 0.325, t(0.975, 1) = 12.706205
+    half = 12.706205 * (0.1060660 / 0.325) / math.sqrt(2)
+    assert ci.estimate == pytest.approx(0.325)
+    assert (ci.low, ci.high) == pytest.approx((0.325 * math.exp(-half), 0.325 * math.exp(half)),
+                                              rel=1e-6)
+    assert ci.low > 0
+    # the same as ratio_ci against an exact denominator of 1
+    for v in ([0.4, 0.25], [3.0, 3.3, 2.9, 4.1]):
+        r = ratio_ci(v, [1.0, 1.0])
+        p = positive_mean_ci(v)
+        assert (p.estimate, p.low, p.high, p.dof) == pytest.approx(
+            (r.estimate, r.low, r.high, r.dof))
+    assert not positive_mean_ci([0.7]).defined
+    assert positive_mean_ci([0.0, 1.0]) == mean_ci([0.0, 1.0])  # no log of zero
 
 
 @pytest.mark.parametrize("low, high, op, verdict", [
