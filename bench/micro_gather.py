@@ -50,6 +50,8 @@ def _f32_to_bf16(typingctx, x, r):
     return types.uint16(types.float32, types.uint32), codegen
 
 
+# One kernel per variant, written out: each is compiled and timed as the specialised loop
+# a model would run (a flag inside one shared loop measured slower, not unswitched).
 @njit(fastmath=FAST)
 def _forward_f32(W, n, rows, cols, x, out):
     for r in range(rows.shape[0]):
