@@ -167,15 +167,16 @@ def _widths(args: argparse.Namespace) -> None:
 
 def _scaling(args: argparse.Namespace) -> None:
     """Thread scaling measured against the machine's noise: LSH at each of ``--threads``
-    (784-1000-1000-1000-10, the bench's settings), one net per thread count, trained in
-    ``--scaling`` rounds of one epoch each, the order alternating round by round, so slow
-    spells of a shared machine fall on every thread count alike. Each round gives a paired
-    ratio of epoch times; reported: their geometric mean with a 95% t-interval over the
-    rounds (on the log scale), their range, and CPU seconds per wall second."""
+    (784-1000-1000-1000-10 or ``--hidden``, the bench's settings), one net per thread
+    count, trained in ``--scaling`` rounds of one epoch each, the order alternating round
+    by round, so slow spells of a shared machine fall on every thread count alike. Each
+    round gives a paired ratio of epoch times; reported: their geometric mean with a 95%
+    t-interval over the rounds (on the log scale), their range, and CPU seconds per wall
+    second."""
     from reports.stats import mean_ci
 
     Xtr, _, ytr, _ = _data()
-    base = {"n_inputs": 784, "n_classes": 10, "hidden": HIDDEN, "seed": args.seed}
+    base = {"n_inputs": 784, "n_classes": 10, "hidden": args.hidden, "seed": args.seed}
     cfg = {**base, "active_fraction": 0.05, **LSH, **args.lsh}
     nets = {T: models.build("lsh", {**cfg, "threads": T}) for T in args.threads}
     for net in nets.values():
@@ -190,8 +191,9 @@ def _scaling(args: argparse.Namespace) -> None:
             wall[T].append(time.perf_counter() - t0)
             cpu[T].append(time.process_time() - c0)
     T1 = min(nets)
-    print(f"thread scaling, {args.scaling} alternating rounds of one epoch ({len(Xtr)} "
-          f"examples) each; LSH {json.dumps({k: v for k, v in cfg.items() if k not in base})}")
+    print(f"thread scaling, 784-{'-'.join(map(str, args.hidden))}-10, {args.scaling} "
+          f"alternating rounds of one epoch ({len(Xtr)} examples) each; LSH "
+          f"{json.dumps({k: v for k, v in cfg.items() if k not in base})}")
     out = []
     for T in nets:
         ratios = np.array(wall[T1]) / np.array(wall[T])
@@ -219,7 +221,15 @@ def _scaling(args: argparse.Namespace) -> None:
 
 
 def _int_list(text: str) -> list[int]:
-    return [int(v) for v in text.replace(",", " ").split()]
+    """'1,2,4' -> [1, 2, 4]: positive integers (argparse's one-line error otherwise)."""
+    try:
+        out = [int(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        out = []
+    if not out or min(out) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of positive integers, "
+                                         "e.g. 1,2")
+    return out
 
 
 def main() -> None:
@@ -243,6 +253,9 @@ def main() -> None:
     ap.add_argument("--scaling", type=int, default=0, metavar="ROUNDS",
                     help="measure LSH's thread scaling instead: this many alternating rounds "
                     "of one epoch at each of --threads, with a 95%% interval")
+    ap.add_argument("--hidden", type=_int_list, default=HIDDEN,
+                    help="with --scaling: the hidden layers (default 1000,1000,1000; "
+                    "16000,16000 for the width curve's widest network)")
     ap.add_argument("--lsh", type=json.loads, default={})
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, help="also write the figures and the machine's "
