@@ -3,7 +3,8 @@
 # device machines: one H100 or H200, 16 cores, no network, a python3 that holds PyTorch,
 # numba and nvidia-ml-py). One short run, about 6-8 minutes:
 #   1. the tests that skip elsewhere: NVML energy, torch-dense on CUDA;
-#   2. LSH's Hogwild thread curve, 1, 2, 4, ... up to every core (bench_lsh --scaling);
+#   2. LSH's Hogwild thread curve, 1, 2, 4, ... up to every core (bench_lsh --scaling), on
+#      784-1000-1000-1000-10 and on 784-16000-16000-10;
 #   3. the quick profile's time-to-accuracy question for dense, torch-dense (on the CPU and,
 #      since torch sees a GPU, on it) and LSH, with NVML and the CPU meters, through the
 #      harness; its records and report come back as one archive.
@@ -24,14 +25,18 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE  # a benchmark gives BLAS its own tuning
 work=$(mktemp -d)
 status=0
-step() {  # step NAME SECONDS CMD...: run CMD with a time limit, its output to $out/NAME.log
+log="$out/log.txt"  # every step's whole output; the device tool brings back 8 files at most
+: >"$log"
+step() {  # step NAME SECONDS CMD...: run CMD with a time limit; its tail here, all in $log
   local name=$1 limit=$2
   shift 2
-  echo "== $name: $*"
-  timeout "$limit" "$@" >"$out/$name.log" 2>&1
+  echo "== $name: $*" | tee -a "$log"
+  timeout "$limit" "$@" >"$work/$name.log" 2>&1
   local rc=$?
-  tail -n 25 "$out/$name.log"
-  [ "$rc" -eq 0 ] || { echo "== $name FAILED (exit $rc; 124 = ran past ${limit}s)"; status=1; }
+  cat "$work/$name.log" >>"$log"
+  tail -n 25 "$work/$name.log"
+  [ "$rc" -eq 0 ] || { echo "== $name FAILED (exit $rc; 124 = ran past ${limit}s)" | tee -a "$log"
+                       status=1; }
 }
 
 if ! "$PY" -c 'import mlxtend' 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
@@ -42,8 +47,8 @@ fi
 { nproc; nvidia-smi --query-gpu=name,driver_version,memory.total,power.limit --format=csv
   "$PY" -c 'import numba, numpy, torch; print("numba", numba.__version__, "numpy",
 numpy.__version__, "torch", torch.__version__, "cuda", torch.cuda.is_available())'
-} >"$out/machine.txt" 2>&1
-cat "$out/machine.txt"
+} >"$work/machine.txt" 2>&1
+tee -a "$log" <"$work/machine.txt"
 
 cores=$(nproc)
 threads=1
@@ -54,6 +59,8 @@ step gpu_tests 240 "$PY" -m pytest -q -p no:cacheprovider tests/test_energy_nvml
   tests/test_torch_dense.py
 step scaling 240 "$PY" -m bench.bench_lsh --scaling "$rounds" --threads "$threads" \
   --out "$out/scaling.json"
+step scaling16k 240 "$PY" -m bench.bench_lsh --scaling 3 --hidden 16000,16000 \
+  --threads "$threads" --out "$out/scaling16k.json"
 step tta 420 "$PY" run_all.py --profile quick --only time_to_accuracy \
   --models dense torch-dense lsh --results "$work/results" --report "$work/report" --idle-s 10
 if [ -f "$work/report/hardware.csv" ]; then  # per setting and device: time and energy
@@ -62,7 +69,7 @@ t = pd.read_csv(sys.argv[1])
 cols = ["setting", "device", "s_per_example", "j_per_example", "energy_basis", "energy_detail",
         "time_to_target_s", "energy_to_target_j"]
 print(t[[c for c in cols if c in t]].to_string(index=False))' "$work/report/hardware.csv" \
-    | tee "$out/hardware.txt"
+    | tee -a "$log"
 fi
 tar czf "$out/tta.tgz" -C "$work" results report 2>/dev/null || status=1
 rm -rf "$work"
