@@ -4,7 +4,8 @@ Each function takes the frames and returns a ``Figure`` spec: the matplotlib fig
 data drawn (written as CSV beside the PNG), a caption naming the statistic behind error bars,
 or ``None`` when the results hold nothing to draw. Labels, colours, order and which networks
 are references come only from ``harness.catalogue``: every model in the results is drawn,
-known or not. Error bars are 95% t-intervals of the mean over seeds (``reports.stats``).
+known or not. Error bars are 95% t-intervals of the mean over seeds (``reports.stats``), of
+its log for positive quantities (seconds, rates, joules, counts).
 """
 
 from __future__ import annotations
@@ -52,16 +53,32 @@ def _references(models: pd.Series) -> pd.Series:
     return models.map(_is_reference).astype(bool)
 
 
+# Positive quantities whose interval is taken on the log scale (stats.positive_mean_ci): a
+# t-interval over two or three seeds' seconds or joules can reach below zero.
+LOG_SCALE = frozenset({"examples_per_s", "epoch_wall_s", "s_per_example", "cum_wall_s",
+                       "cum_energy_j", "mults_per_example"})
+
+
 def _seed_stats(df: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame:
-    """Mean, sd, 95% t-interval of the mean and count over seeds. Where ``keys`` leave out
-    the machine, each seed's runs on different machines are averaged first, so the interval
-    is over seeds, not machines."""
+    """Mean, sd, 95% t-interval of the mean and count over seeds (of the mean's log for
+    LOG_SCALE values, where every value is positive). Where ``keys`` leave out the machine,
+    each seed's runs on different machines are averaged first, so the interval is over
+    seeds, not machines."""
     per_seed = df.groupby([*keys, "seed"], dropna=False)[value].mean().reset_index()
-    out = per_seed.groupby(keys, dropna=False)[value].agg(["mean", "std", "count"]).reset_index()
-    half = t_halfwidth(out["std"].to_numpy(), out["count"].to_numpy())
-    return out.rename(columns={"mean": value, "std": f"{value}_sd", "count": "n_runs"}).assign(
-        **{f"{value}_ci_low": out["mean"] - half, f"{value}_ci_high": out["mean"] + half}
-    )
+    out = per_seed.groupby(keys, dropna=False)[value].agg(
+        ["mean", "std", "count", "min"]).reset_index()
+    mean, n = out["mean"].to_numpy(dtype=float), out["count"].to_numpy()
+    low = mean - t_halfwidth(out["std"].to_numpy(), n)
+    high = 2 * mean - low
+    if value in LOG_SCALE:
+        positive = out["min"].to_numpy(dtype=float) > 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            factor = np.exp(t_halfwidth(out["std"].to_numpy() / mean, n))
+        low = np.where(positive, mean / factor, low)
+        high = np.where(positive, mean * factor, high)
+    return out.drop(columns="min").rename(
+        columns={"mean": value, "std": f"{value}_sd", "count": "n_runs"}
+    ).assign(**{f"{value}_ci_low": low, f"{value}_ci_high": high})
 
 
 def _spread_note(stats: pd.DataFrame) -> str:
@@ -70,7 +87,8 @@ def _spread_note(stats: pd.DataFrame) -> str:
         return "One run per point (no interval)."
     lo, hi = int(stats["n_runs"].min()), int(stats["n_runs"].max())
     n = f"{hi}" if lo == hi else f"{lo}-{hi}"
-    note = f"Points are means over {n} seeds; error bars are 95% t-intervals of the mean."
+    note = (f"Points are means over {n} seeds; error bars are 95% t-intervals of the mean "
+            "(for seconds, rates and joules, of its log: they stay above zero).")
     return note + (" Points from one run have no error bar." if lo <= 1 else "")
 
 

@@ -269,6 +269,33 @@ def test_error_bars_are_t_intervals_over_seeds_and_captions_say_so(tmp_path):
     assert "means over 1-3 seeds; error bars are 95% t-intervals of the mean" in spec.caption
 
 
+def test_seconds_and_rates_get_log_scale_error_bars_that_stay_above_zero():
+    from reports.figures import _seed_stats
+    from reports.stats import mean_ci, positive_mean_ci
+
+    df = pd.DataFrame({
+        "model": ["lsh", "lsh", "dense", "dense", "odd", "odd"],
+        "seed": [0, 1, 0, 1, 0, 1],
+        "epoch_wall_s": [0.4, 0.25, 1.0, 1.0, 0.0, 0.5],  # "odd": a zero, no log
+        "test_accuracy": [0.80, 0.84, 0.9, 0.9, 0.5, 0.6],
+    })
+    t = _seed_stats(df, ["model"], "epoch_wall_s").set_index("model")
+    want = positive_mean_ci([0.4, 0.25])
+    assert mean_ci([0.4, 0.25]).low < 0 < want.low  # what the log scale is for
+    assert (t.loc["lsh", "epoch_wall_s_ci_low"], t.loc["lsh", "epoch_wall_s_ci_high"]) == (
+        pytest.approx((want.low, want.high)))
+    assert (t.loc["dense", "epoch_wall_s_ci_low"], t.loc["dense", "epoch_wall_s_ci_high"]) == (
+        pytest.approx((1.0, 1.0)))  # equal runs: the point
+    odd = mean_ci([0.0, 0.5])
+    assert (t.loc["odd", "epoch_wall_s_ci_low"], t.loc["odd", "epoch_wall_s_ci_high"]) == (
+        pytest.approx((odd.low, odd.high)))
+    a = _seed_stats(df, ["model"], "test_accuracy").set_index("model")  # not a log quantity
+    acc = mean_ci([0.80, 0.84])
+    assert (a.loc["lsh", "test_accuracy_ci_low"], a.loc["lsh", "test_accuracy_ci_high"]) == (
+        pytest.approx((acc.low, acc.high)))
+    assert "min" not in a.columns
+
+
 def test_one_run_per_point_says_there_is_no_interval(results):
     from reports.figures import ALL_FIGURES
 
