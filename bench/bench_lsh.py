@@ -232,16 +232,27 @@ def _int_list(text: str) -> list[int]:
     return out
 
 
+def _count(text: str) -> int:
+    """A non-negative integer (argparse's one-line error otherwise)."""
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a non-negative integer")
+    return v
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--epochs", type=_count, default=10)
     ap.add_argument("--threads", type=_int_list, default=[1, 2],
                     help="thread counts, e.g. 1,2")
     ap.add_argument("--widths", type=_int_list, default=None,
                     help="run the width curve (784-W-W-10) at these widths, e.g. 1000,4000,16000")
     ap.add_argument("--peers", action="store_true",
                     help="with --widths: add torch-dense on CPU at the same threads")
-    ap.add_argument("--lsh-batch", type=int, default=0,
+    ap.add_argument("--lsh-batch", type=_count, default=0,
                     help="with --widths: add LSH's mini-batch mode at this batch size")
     ap.add_argument("--lsh-batch-sets", default="shared", choices=["shared", "per_example"],
                     help="with --lsh-batch: the mini-batch mode's batch_sets (shared: one set "
@@ -250,7 +261,7 @@ def main() -> None:
     ap.add_argument("--batches", type=_int_list, default=None,
                     help="dense batch sizes (default 64,128,256,512,1024; 128,256,512 for "
                     "--widths)")
-    ap.add_argument("--scaling", type=int, default=0, metavar="ROUNDS",
+    ap.add_argument("--scaling", type=_count, default=0, metavar="ROUNDS",
                     help="measure LSH's thread scaling instead: this many alternating rounds "
                     "of one epoch at each of --threads, with a 95%% interval")
     ap.add_argument("--hidden", type=_int_list, default=HIDDEN,
@@ -268,6 +279,8 @@ def main() -> None:
         args.batches = args.batches or [128, 256, 512]
         _widths(args)
         return
+    if args.epochs < 2:
+        ap.error(f"--epochs {args.epochs}: at least 2 (throughput is timed from the second)")
     args.batches = args.batches or [64, 128, 256, 512, 1024]
     Xtr, Xte, ytr, yte = _data()
     n = len(Xtr)

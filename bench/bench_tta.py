@@ -84,6 +84,8 @@ def main() -> None:
                     help="also run each LSH setting with exact top-k selection (an upper bound)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
+    if args.epochs < 1 or args.threads < 1:
+        ap.error("--epochs and --threads must be at least 1")
     settings = args.lsh + ([{**e, "selection": "exact"} for e in args.lsh] if args.oracle
                            else [])
     Xtr, Xte, ytr, yte = _data()
