@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 import models
+from bench.args import at_least, int_list
 from models.lsh import LSHNet
 
 HIDDEN = [1000, 1000, 1000]
@@ -220,51 +221,28 @@ def _scaling(args: argparse.Namespace) -> None:
         print(f"written: {args.out}")
 
 
-def _int_list(text: str) -> list[int]:
-    """'1,2,4' -> [1, 2, 4]: positive integers (argparse's one-line error otherwise)."""
-    try:
-        out = [int(v) for v in text.replace(",", " ").split()]
-    except ValueError:
-        out = []
-    if not out or min(out) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a list of positive integers, "
-                                         "e.g. 1,2")
-    return out
-
-
-def _count(text: str) -> int:
-    """A non-negative integer (argparse's one-line error otherwise)."""
-    try:
-        v = int(text)
-    except ValueError:
-        v = -1
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a non-negative integer")
-    return v
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=_count, default=10)
-    ap.add_argument("--threads", type=_int_list, default=[1, 2],
+    ap.add_argument("--epochs", type=at_least(0), default=10)
+    ap.add_argument("--threads", type=int_list(1), default=[1, 2],
                     help="thread counts, e.g. 1,2")
-    ap.add_argument("--widths", type=_int_list, default=None,
+    ap.add_argument("--widths", type=int_list(1), default=None,
                     help="run the width curve (784-W-W-10) at these widths, e.g. 1000,4000,16000")
     ap.add_argument("--peers", action="store_true",
                     help="with --widths: add torch-dense on CPU at the same threads")
-    ap.add_argument("--lsh-batch", type=_count, default=0,
+    ap.add_argument("--lsh-batch", type=at_least(0), default=0,
                     help="with --widths: add LSH's mini-batch mode at this batch size")
     ap.add_argument("--lsh-batch-sets", default="shared", choices=["shared", "per_example"],
                     help="with --lsh-batch: the mini-batch mode's batch_sets (shared: one set "
                     "from the batch's mean input; per_example: each example's own set, BLAS "
                     "on their union)")
-    ap.add_argument("--batches", type=_int_list, default=None,
+    ap.add_argument("--batches", type=int_list(1), default=None,
                     help="dense batch sizes (default 64,128,256,512,1024; 128,256,512 for "
                     "--widths)")
-    ap.add_argument("--scaling", type=_count, default=0, metavar="ROUNDS",
+    ap.add_argument("--scaling", type=at_least(0), default=0, metavar="ROUNDS",
                     help="measure LSH's thread scaling instead: this many alternating rounds "
                     "of one epoch at each of --threads, with a 95%% interval")
-    ap.add_argument("--hidden", type=_int_list, default=HIDDEN,
+    ap.add_argument("--hidden", type=int_list(1), default=HIDDEN,
                     help="with --scaling: the hidden layers (default 1000,1000,1000; "
                     "16000,16000 for the width curve's widest network)")
     ap.add_argument("--lsh", type=json.loads, default={})

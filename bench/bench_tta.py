@@ -29,7 +29,8 @@ from pathlib import Path
 from threadpoolctl import threadpool_limits
 
 import models
-from bench.bench_lsh import DENSE, LSH, _data, _int_list
+from bench.args import at_least, int_list
+from bench.bench_lsh import DENSE, LSH, _data
 from reports.stats import ratio_ci, threshold_verdict
 
 HIDDEN = [1000, 1000, 1000]
@@ -70,13 +71,13 @@ def _show(curve: Curve) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=int, default=12)
-    ap.add_argument("--batches", type=_int_list, default=[32, 64, 128])
+    ap.add_argument("--epochs", type=at_least(1), default=12)
+    ap.add_argument("--batches", type=int_list(1), default=[32, 64, 128])
     ap.add_argument("--dense-lrs", type=lambda s: [float(v) for v in s.split(",")],
                     default=[DENSE["lr"], 0.02, 0.01],
                     help="dense's rates (momentum 0.9), each tried at every batch size")
-    ap.add_argument("--seeds", type=_int_list, default=[0, 1, 2])
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seeds", type=int_list(0), default=[0, 1, 2])
+    ap.add_argument("--threads", type=at_least(1), default=1)
     ap.add_argument("--margin", type=float, default=1.0, help="points below dense's best")
     ap.add_argument("--lsh", type=json.loads, default=LSH_SETTINGS,
                     help="JSON list of LSH settings to try (each over the bench's LSH settings)")
@@ -84,8 +85,6 @@ def main() -> None:
                     help="also run each LSH setting with exact top-k selection (an upper bound)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    if args.epochs < 1 or args.threads < 1:
-        ap.error("--epochs and --threads must be at least 1")
     settings = args.lsh + ([{**e, "selection": "exact"} for e in args.lsh] if args.oracle
                            else [])
     Xtr, Xte, ytr, yte = _data()

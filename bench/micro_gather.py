@@ -26,6 +26,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from bench.args import at_least
+
 FAST = {"reassoc", "contract"}  # the kernels' own fastmath flags (models/lsh/kernels.py)
 
 
@@ -144,16 +146,6 @@ def _one(n: int, R: int, C: int, reps: int, rounds: int, seed: int = 0) -> None:
           f"upd near {ratio('upd f32', 'upd bf16 near')}", flush=True)
 
 
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        v = 0
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
-    return v
-
-
 def _setting(text: str) -> tuple[int, int, int]:
     """'n,R,C' with 1 <= R, C <= n."""
     try:
@@ -170,8 +162,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("settings", nargs="+", metavar="n,R,C", type=_setting,
                     help="matrix width, active rows, active columns")
-    ap.add_argument("--rounds", type=_positive, default=11)
-    ap.add_argument("--reads", type=_positive, default=2_000_000, help="reads per kernel per round")
+    ap.add_argument("--rounds", type=at_least(1), default=11)
+    ap.add_argument("--reads", type=at_least(1), default=2_000_000,
+                    help="reads per kernel per round")
     args = ap.parse_args()
     for n, R, C in args.settings:
         need = n * n * 12  # float32 and bf16 copies and the temporaries that make them
