@@ -23,7 +23,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from harness import catalogue  # noqa: E402
 from reports.frame import CELL_KEY, Results, last_epoch_energy  # noqa: E402
-from reports.stats import ratio_ci, t_halfwidth  # noqa: E402
+from reports.stats import mean_ci, positive_mean_ci, ratio_ci  # noqa: E402
 
 
 @dataclass
@@ -60,25 +60,18 @@ LOG_SCALE = frozenset({"examples_per_s", "epoch_wall_s", "s_per_example", "cum_w
 
 
 def _seed_stats(df: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame:
-    """Mean, sd, 95% t-interval of the mean and count over seeds (of the mean's log for
-    LOG_SCALE values, where every value is positive). Where ``keys`` leave out the machine,
-    each seed's runs on different machines are averaged first, so the interval is over
-    seeds, not machines."""
+    """Mean, sd, 95% interval of the mean and count over seeds: ``stats.mean_ci``, or
+    ``stats.positive_mean_ci`` (log scale) for LOG_SCALE values. Where ``keys`` leave out
+    the machine, each seed's runs on different machines are averaged first, so the interval
+    is over seeds, not machines."""
     per_seed = df.groupby([*keys, "seed"], dropna=False)[value].mean().reset_index()
-    out = per_seed.groupby(keys, dropna=False)[value].agg(
-        ["mean", "std", "count", "min"]).reset_index()
-    mean, n = out["mean"].to_numpy(dtype=float), out["count"].to_numpy()
-    low = mean - t_halfwidth(out["std"].to_numpy(), n)
-    high = 2 * mean - low
-    if value in LOG_SCALE:
-        positive = out["min"].to_numpy(dtype=float) > 0
-        with np.errstate(invalid="ignore", divide="ignore"):
-            factor = np.exp(t_halfwidth(out["std"].to_numpy() / mean, n))
-        low = np.where(positive, mean / factor, low)
-        high = np.where(positive, mean * factor, high)
-    return out.drop(columns="min").rename(
-        columns={"mean": value, "std": f"{value}_sd", "count": "n_runs"}
-    ).assign(**{f"{value}_ci_low": low, f"{value}_ci_high": high})
+    groups = per_seed.groupby(keys, dropna=False)[value]
+    out = groups.agg(["mean", "std", "count"]).reset_index()
+    interval = positive_mean_ci if value in LOG_SCALE else mean_ci
+    cis = [interval(v.dropna().tolist()) for _, v in groups]  # the same (sorted) order
+    return out.rename(columns={"mean": value, "std": f"{value}_sd", "count": "n_runs"}).assign(
+        **{f"{value}_ci_low": [c.low for c in cis], f"{value}_ci_high": [c.high for c in cis]}
+    )
 
 
 def _spread_note(stats: pd.DataFrame) -> str:
